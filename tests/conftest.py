@@ -1,0 +1,67 @@
+"""Shared fixtures.
+
+Real services: ``pg_url`` hands a test a fresh database on the real Postgres server, and
+``require_tool`` finds a real binary (promtool, prometheus). Where one is missing the test is
+skipped with the reason, unless ``GPULENS_REQUIRE_SERVICES=1`` (set by ``.ci/run``): then it
+fails, so CI can never pass by skipping what it claims to test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "GPULENS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def services_required() -> bool:
+    return os.environ.get("GPULENS_REQUIRE_SERVICES") == "1"
+
+
+def missing(what: str) -> None:
+    """Skip, or fail where CI requires the real service."""
+    if services_required():
+        pytest.fail(f"{what} (GPULENS_REQUIRE_SERVICES=1, so this is a failure, not a skip)")
+    pytest.skip(what)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a new, empty database on the real Postgres server, dropped afterwards."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    pytest.importorskip("psycopg")
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"gpulens_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sqlalchemy.exc.OperationalError as exc:
+        admin.dispose()
+        missing(f"Postgres not reachable at {PG_ADMIN_URL}: {exc.orig}")
+    url = sqlalchemy.engine.make_url(PG_ADMIN_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def require_tool():
+    """``require_tool("promtool")`` gives the tool's path, or skips/fails with the reason."""
+
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            missing(f"{name} not found on PATH (Debian package: prometheus)")
+        assert path is not None
+        return path
+
+    return find
