@@ -162,6 +162,30 @@ class Event:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CollectorStatus:
+    """Health of one collector (row of ``collectors``), written with every flush.
+
+    The counters obey ``collected == written + dropped + pending`` at all times.
+    """
+
+    host: str
+    pid: int
+    state: str  # "running" or "stopped"
+    is_simulated: bool
+    version: str | None
+    interval_seconds: float
+    started_at: datetime
+    heartbeat_at: datetime
+    stale_since: datetime | None
+    collected: int
+    written: int
+    dropped: int
+    spooled: int
+    pending: int
+    poll_errors: int
+
+
 Record: TypeAlias = "HostInfo | GpuInfo | GpuSample | ProcessSample | Event"
 RECORD_TYPES: tuple[type, ...] = (HostInfo, GpuInfo, GpuSample, ProcessSample, Event)
 _RECORD_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in RECORD_TYPES}
@@ -191,6 +215,7 @@ def record_from_dict(row: Mapping[str, Any]) -> Record:
 __all__ = [
     "EVENT_KINDS",
     "RECORD_TYPES",
+    "CollectorStatus",
     "Event",
     "GpuInfo",
     "GpuSample",

@@ -1,0 +1,126 @@
+"""The ``gpulens`` command line.
+
+Entry point only: it parses arguments, builds the pieces with their production defaults and
+turns :class:`monitor.errors.GpulensError` into one line on stderr and a non-zero exit code.
+Heavy packages (torch, dash) are never imported on the collector's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor.errors import ConfigError, DriverUnavailable, GpulensError
+from monitor.version import VERSION
+
+log = logging.getLogger("gpulens")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _gpu_count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"simulated GPUs must be 1..64, got {text}")
+    return value
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="SQLAlchemy URL of the store (default: $GPULENS_DB, else a SQLite file in "
+        "$XDG_DATA_HOME/gpulens/)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpulens", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gpulens {VERSION}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    collect = verbs.add_parser("collect", help="sample the GPUs of this host into the store")
+    _add_db(collect)
+    collect.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+                         help="seconds between samples (default 1)")  # fmt: skip
+    collect.add_argument("--simulate", type=_gpu_count, metavar="N",
+                         help="use N simulated GPUs instead of NVML (labelled simulated)")  # fmt: skip
+    collect.add_argument("--simulate-if-no-driver", type=_gpu_count, metavar="N",
+                         help="use NVML, or N simulated GPUs where no NVIDIA driver is found")  # fmt: skip
+    collect.add_argument("--seed", type=int, default=0, help="seed of the simulated GPUs")
+    collect.add_argument("--duration", type=_positive, metavar="S",
+                         help="stop cleanly after S seconds")  # fmt: skip
+    collect.add_argument("--metrics-port", type=int, metavar="P",
+                         help="serve Prometheus metrics at http://ADDR:P/metrics")  # fmt: skip
+    collect.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
+                         help="address for --metrics-port (default 127.0.0.1)")  # fmt: skip
+    collect.add_argument("--dcgm-names", action="store_true",
+                         help="also export dcgm-exporter's metric names and labels")  # fmt: skip
+    collect.add_argument("--host-name", default=socket.gethostname(), metavar="NAME",
+                         help="host identity in the store (default: this host's name)")  # fmt: skip
+    collect.add_argument("--spool", type=Path, metavar="PATH",
+                         help="spool file for database outages (default: in the data folder)")  # fmt: skip
+    collect.add_argument("--flush-interval", type=_positive, default=5.0, metavar="S",
+                         help="seconds between writes to the store (default 5)")  # fmt: skip
+    collect.add_argument("--raw-days", type=_positive, default=7.0, metavar="D",
+                         help="keep raw samples D days (default 7)")  # fmt: skip
+    collect.add_argument("--rollup-1m-days", type=_positive, default=90.0, metavar="D",
+                         help="keep 1-minute rollups D days (default 90)")  # fmt: skip
+
+    status = verbs.add_parser("status", help="hosts, GPUs, latest values, collector health")
+    _add_db(status)
+    status.add_argument("--json", action="store_true", help="print JSON (see README)")
+
+    db = verbs.add_parser("db", help="database maintenance")
+    db_verbs = db.add_subparsers(dest="db_verb", required=True, metavar="VERB")
+    upgrade = db_verbs.add_parser("upgrade", help="create or upgrade the gpulens schema")
+    _add_db(upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.verb == "collect":
+            from monitor.commands import collect
+
+            return collect.run_collect(args)
+        if args.verb == "status":
+            from monitor.commands import status
+
+            return status.run_status(args)
+        if args.verb == "db":
+            from monitor.commands import db
+
+            return db.run_upgrade(args)
+    except DriverUnavailable as exc:
+        print(f"gpulens: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ConfigError as exc:
+        print(f"gpulens: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except GpulensError as exc:
+        print(f"gpulens: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    raise AssertionError(f"unhandled verb {args.verb}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

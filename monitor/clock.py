@@ -1,0 +1,48 @@
+"""The two clocks the collector reads: UTC wall time for timestamps, monotonic for cadence.
+
+An argument with a production default (``Sampler(source, clock)``); tests pass a
+:class:`ManualClock` and jump its wall time to check that nothing bursts or stalls.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def wall(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    """The real clocks."""
+
+    def wall(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class ManualClock:
+    """A clock tests move by hand; ``jump`` moves wall time alone, as NTP or an admin would."""
+
+    def __init__(self, start: datetime, monotonic: float = 1000.0) -> None:
+        self._wall = start
+        self._monotonic = monotonic
+
+    def wall(self) -> datetime:
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def advance(self, seconds: float) -> None:
+        self._wall += timedelta(seconds=seconds)
+        self._monotonic += seconds
+
+    def jump(self, seconds: float) -> None:
+        self._wall += timedelta(seconds=seconds)

@@ -1,0 +1,1 @@
+"""One module per CLI verb: each builds its pieces and runs them."""

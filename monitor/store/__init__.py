@@ -1,0 +1,8 @@
+"""Telemetry storage: SQLAlchemy Core tables, Alembic migrations, writes and read queries."""
+
+from __future__ import annotations
+
+from monitor.store.queries import LatestGpu
+from monitor.store.store import Store
+
+__all__ = ["LatestGpu", "Store"]

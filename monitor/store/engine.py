@@ -1,0 +1,123 @@
+"""Opening a database: which URL, which engine settings, and errors a user can act on.
+
+The store is named by a SQLAlchemy URL: ``--db URL``, else ``GPULENS_DB``, else a SQLite file
+in the user's data folder (``$XDG_DATA_HOME/gpulens/gpulens.db``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from monitor.errors import ConfigError, StoreUnavailable
+
+# SQLite waits this long for another writer (a second collector, the dashboard) before
+# giving up; set before journal_mode, which itself needs the lock.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The gpulens folder under ``$XDG_DATA_HOME`` (default ``~/.local/share``)."""
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gpulens"
+
+
+def resolve_url(db: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """``db`` if given, else ``GPULENS_DB``, else the default SQLite file."""
+    if db:
+        return db
+    if environ.get("GPULENS_DB"):
+        return environ["GPULENS_DB"]
+    return f"sqlite:///{data_dir(environ) / 'gpulens.db'}"
+
+
+def describe_url(url: str | URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine with gpulens's settings for the URL's dialect.
+
+    SQLite: the parent folder is created; WAL, ``busy_timeout`` (before ``journal_mode``) and
+    ``synchronous=NORMAL`` on every connection. Postgres (psycopg 3): a small pool with
+    pre-ping (a restarted server costs one failed checkout, not a crash) and UTC sessions.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"not a database URL: {url!r} (examples: sqlite:///path/gpulens.db, "
+            "postgresql+psycopg://user@host/db)"
+        ) from exc
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        if parsed.get_backend_name() == "postgresql":
+            return _postgres_engine(parsed)
+    except NoSuchModuleError as exc:
+        raise ConfigError(
+            f"no driver for {describe_url(parsed)}: install gpulens[postgres] for Postgres"
+        ) from exc
+    raise ConfigError(f"unsupported database {describe_url(parsed)}: use SQLite or Postgres")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=4,
+        max_overflow=4,
+        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+    )
+
+
+@contextmanager
+def translate_errors(engine: Engine) -> Iterator[None]:
+    """Turn "cannot connect" driver errors into :class:`StoreUnavailable` with advice."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailable(
+            f"cannot use the database {describe_url(engine.url)}: {_first_line(exc.orig)}. "
+            "Check that it is running and reachable, or choose another with --db / GPULENS_DB."
+        ) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(
+                f"lost the connection to {describe_url(engine.url)}: {_first_line(exc.orig)}"
+            ) from exc
+        raise
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error).strip() if error is not None else "unknown error"
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,74 @@
+"""Small builders shared by tests: times, records and a scripted GPU source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from monitor.records import GpuInfo, GpuSample, HostInfo
+from monitor.source import DeviceFacts, GpuReading, Poll, SystemFacts
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def facts_records(host: str = "h1", uuids: tuple[str, ...] = ("GPU-a",)) -> list[object]:
+    records: list[object] = [HostInfo(host, T0, is_simulated=True)]
+    records += [GpuInfo(u, host, T0, i, "Test GPU", True) for i, u in enumerate(uuids)]
+    return records
+
+
+def samples(
+    uuid: str, host: str, seconds: range, value: Callable[[int], float] = float
+) -> list[GpuSample]:
+    return [
+        GpuSample(
+            uuid, host, at(s), utilization_gpu_percent=value(s), power_watts=2 * value(s),
+            energy_used_joules=1.0, memory_used_bytes=s,
+        )  # fmt: skip
+        for s in seconds
+    ]
+
+
+class ScriptedSource:
+    """A GpuSource whose polls are produced by a function of the poll number."""
+
+    def __init__(
+        self,
+        poll: Callable[[int], Poll],
+        devices: tuple[str, ...] = ("GPU-a",),
+        *,
+        is_simulated: bool = True,
+    ) -> None:
+        self._poll = poll
+        self.devices = devices
+        self.polls = 0
+        self.opened = 0
+        self.closed = 0
+        self._is_simulated = is_simulated
+
+    @property
+    def is_simulated(self) -> bool:
+        return self._is_simulated
+
+    def open(self) -> SystemFacts:
+        self.opened += 1
+        return SystemFacts(
+            tuple(DeviceFacts(u, i, "Scripted GPU") for i, u in enumerate(self.devices)),
+            driver_version="test",
+        )
+
+    def poll(self) -> Poll:
+        result = self._poll(self.polls)
+        self.polls += 1
+        return result
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def steady_poll(n: int, devices: tuple[str, ...] = ("GPU-a",)) -> Poll:
+    return Poll(tuple(GpuReading(u, {"utilization_gpu_percent": 50.0}) for u in devices))
