@@ -15,18 +15,13 @@ from datetime import datetime
 from monitor.clock import Clock, SystemClock
 from monitor.records import Event, GpuInfo, GpuSample, HostInfo, ProcessSample, Record
 from monitor.source import DeviceFacts, GpuReading, GpuSource, Poll, SystemFacts
-from monitor.throttle import decode_clock_event_reasons
+from monitor.throttle import SLOWDOWN_MASK, decode_clock_event_reasons
 
 log = logging.getLogger(__name__)
 
 # A wall-clock step larger than this between two ticks (beyond what the monotonic clock
 # saw) is a clock jump: NTP stepping the clock, a suspended VM, an admin's `date -s`.
 CLOCK_JUMP_SECONDS = 2.0
-
-# Clock event reasons that mean "slowed down against the user's wish": power cap, thermal and
-# hardware slowdowns, power brake (NVML bits 0x4, 0x8, 0x20, 0x40, 0x80). Idle, application
-# clocks, sync boost and display settings are not throttling.
-THROTTLE_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
 
 _ECC_COUNTERS = (
     "ecc_uncorrected_volatile_count",
@@ -186,7 +181,8 @@ class Sampler:
     def _throttle_events(self, state: _GpuState, sample: GpuSample) -> list[Record]:
         if sample.clock_event_reasons is None:
             return []
-        bits = sample.clock_event_reasons & THROTTLE_MASK
+        # Idle, application-clock and display reasons are not throttling (monitor.throttle).
+        bits = sample.clock_event_reasons & SLOWDOWN_MASK
         previous, state.throttle_bits = state.throttle_bits, bits
         if bits == previous:
             return []
