@@ -7,6 +7,7 @@ A poll runs in its own daemon thread with a deadline: a hung NVML call marks the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -107,9 +108,11 @@ class Collector:
 
     def sample(self) -> None:
         """One tick: harvest a finished poll, start the next, wait up to the deadline."""
-        if self._poll is not None and not self._poll.wait(0):
-            self._mark_stale(self._poll.started)
-            return
+        if self._poll is not None:
+            if not self._poll.wait(0):
+                self._mark_stale(self._poll.started)
+                return
+            self._harvest()  # a poll that hung has returned: keep its records
         self._poll = _Poll(self.sampler.tick, self.clock.wall())
         if self._poll.wait(self.settings.poll_deadline_seconds):
             self._harvest()
@@ -170,10 +173,8 @@ class Collector:
             self.buffer.spill_all(lock_timeout=0.5)
             log.warning("unflushed records kept in the spool %s", self.buffer.spool.path)
         if not flusher.is_alive() and self._store is not None:
-            try:
+            with contextlib.suppress(StoreError):
                 self._store.heartbeat(self.status("stopped"))
-            except StoreError:
-                pass
             self._store.close()
 
     # -- state for status and the exporter -------------------------------------------------
@@ -245,7 +246,7 @@ class Collector:
         if self.stale_since is None:
             self.stale_since = since
             log.error(
-                "a poll started at %s has not returned within %.0f s; collection is stale "
+                "a poll started at %s has not returned within %.1f s; collection is stale "
                 "(NVML call hung?) — other jobs go on", since.isoformat(),
                 self.settings.poll_deadline_seconds,
             )  # fmt: skip

@@ -27,9 +27,7 @@ class RetentionPolicy:
 
     def keeps_since(self, source: Source, now: datetime) -> datetime | None:
         """The oldest time ``source`` still holds, or ``None`` when it is kept forever."""
-        days = {"raw": self.raw_days, "1m": self.rollup_1m_days, "1h": self.rollup_1h_days}[
-            source
-        ]
+        days = {"raw": self.raw_days, "1m": self.rollup_1m_days, "1h": self.rollup_1h_days}[source]
         return None if days is None else now - timedelta(days=days)
 
 
@@ -78,11 +76,12 @@ def plan_series(
     # One bucket more than span/width can straddle the edges; leave room for it.
     wanted = max(1, math.ceil(span / (max_points - 1)))
     source: Source = "1h"
-    for candidate in ("raw", "1m"):
-        kept_since = retention.keeps_since(candidate, now)  # type: ignore[arg-type]
+    candidates: tuple[tuple[Source, Source], ...] = (("raw", "1m"), ("1m", "1h"))
+    for candidate, coarser in candidates:
+        kept_since = retention.keeps_since(candidate, now)
         has_data = kept_since is None or start >= kept_since
-        if has_data and wanted < NATIVE_SECONDS["1m" if candidate == "raw" else "1h"]:
-            source = candidate  # type: ignore[assignment]
+        if has_data and wanted < NATIVE_SECONDS[coarser]:
+            source = candidate
             break
     native = NATIVE_SECONDS[source]
     return SeriesPlan(source, native * math.ceil(wanted / native))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 
@@ -101,10 +102,8 @@ def test_counters_hold_while_adding_and_flushing_concurrently(tmp_path) -> None:
     for start in range(0, 2000, 50):
         buffer.add(samples("GPU-a", "h", range(start, start + 50)))
         db.up = start % 300 != 0
-        try:
+        with contextlib.suppress(StoreUnavailable):
             buffer.flush(db.write)
-        except StoreUnavailable:
-            pass
     db.up = True
     buffer.flush(db.write)
     stop.set()

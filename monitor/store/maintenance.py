@@ -33,13 +33,20 @@ def floor_time(ts: datetime, seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=offset - offset % seconds)
 
 
+def _aggregate(name: str, column: Any) -> ColumnElement[Any]:
+    functions: dict[str, Any] = {
+        "min": func.min, "mean": func.avg, "max": func.max, "sum": func.sum
+    }  # fmt: skip
+    result: ColumnElement[Any] = functions[name](column)
+    return result
+
+
 def _from_raw() -> list[ColumnElement[Any]]:
-    columns: list[ColumnElement[Any]] = []
-    for spec in ROLLUP_METRICS:
-        source = gpu_samples.c[spec.name]
-        functions = {"min": func.min, "mean": func.avg, "max": func.max, "sum": func.sum}
-        columns += [functions[agg](source) for agg in spec.aggregates]
-    return columns
+    return [
+        _aggregate(agg, gpu_samples.c[spec.name])
+        for spec in ROLLUP_METRICS
+        for agg in spec.aggregates
+    ]
 
 
 def _from_minutes() -> list[ColumnElement[Any]]:
@@ -53,7 +60,7 @@ def _from_minutes() -> list[ColumnElement[Any]]:
                 total = func.sum(source * table.c.sample_count)
                 columns.append(total / func.nullif(func.sum(weight), 0))
             else:
-                columns.append({"min": func.min, "max": func.max, "sum": func.sum}[agg](source))
+                columns.append(_aggregate(agg, source))
     return columns
 
 
