@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 # saw) is a clock jump: NTP stepping the clock, a suspended VM, an admin's `date -s`.
 CLOCK_JUMP_SECONDS = 2.0
 
+# A throttle episode ends after this many ticks without a slowdown reason: a power-capped
+# job drops below the cap at every data-loading dip, and one episode per dip is noise.
+THROTTLE_END_HOLD_TICKS = 5
+
 _ECC_COUNTERS = (
     "ecc_uncorrected_volatile_count",
     "ecc_corrected_volatile_count",
@@ -39,6 +43,7 @@ def new_event(ts: datetime, host: str, kind: str, **fields: object) -> Event:
 @dataclass(slots=True)
 class _GpuState:
     throttle_bits: int = 0
+    clear_ticks: int = 0
     energy_joules: float | None = None
     ecc: dict[str, int] = field(default_factory=dict)
     is_lost: bool = False
@@ -161,7 +166,7 @@ class Sampler:
                 reading.uuid, self.host, now, p.pid, p.name, p.used_memory_bytes,
                 p.sm_percent, p.memory_percent, p.process_type, p.container_id, p.cgroup,
                 p.slurm_job_id,
-            )  # fmt: skip
+            )
             for p in reading.processes
         ]
         return records
@@ -183,15 +188,22 @@ class Sampler:
             return []
         # Idle, application-clock and display reasons are not throttling (monitor.throttle).
         bits = sample.clock_event_reasons & SLOWDOWN_MASK
-        previous, state.throttle_bits = state.throttle_bits, bits
-        if bits == previous:
-            return []
         if bits == 0:
+            if state.throttle_bits == 0:
+                return []
+            state.clear_ticks += 1
+            if state.clear_ticks < THROTTLE_END_HOLD_TICKS:
+                return []
+            state.throttle_bits, state.clear_ticks = 0, 0
             return [new_event(sample.ts, self.host, "throttle_end", uuid=sample.uuid)]
-        names = ",".join(decode_clock_event_reasons(bits))
+        state.clear_ticks = 0
+        if bits & ~state.throttle_bits == 0:
+            return []  # the same episode (or a subset of its reasons)
+        state.throttle_bits |= bits
+        names = ",".join(decode_clock_event_reasons(state.throttle_bits))
         return [
             new_event(sample.ts, self.host, "throttle_start", uuid=sample.uuid,
-                      value=bits, detail=names)
+                      value=state.throttle_bits, detail=names)
         ]  # fmt: skip
 
     def _ecc_events(self, state: _GpuState, sample: GpuSample) -> list[Record]:

@@ -51,16 +51,22 @@ def test_a_tick_gives_one_sample_per_gpu_with_processes() -> None:
     assert (process.pid, process.name, process.used_memory_bytes) == (7, "python", 1024)
 
 
-def test_throttle_start_and_end_events_follow_slowdown_bits() -> None:
-    masks = [0x1, 0x1, 0x20, 0x20 | 0x1, 0x60, 0x1]  # idle, idle, thermal, ..., idle
+def test_throttle_episodes_start_on_new_reasons_and_end_after_a_quiet_spell() -> None:
+    # idle, thermal, thermal+idle, thermal+hw thermal, a 2-tick dip, power cap, 5 clear ticks
+    masks = [0x1, 0x20, 0x21, 0x60, 0x1, 0x1, 0x4, 0x1, 0x1, 0x1, 0x1, 0x1, 0x1]
 
     def poll(n: int) -> Poll:
         return Poll((GpuReading("GPU-a", {"clock_event_reasons": masks[n]}),))
 
     sampler, clock = sampler_for(poll)
-    kinds = [[e.kind for e in events(t)] for t in run(sampler, clock, len(masks))]
-    assert kinds == [[], [], ["throttle_start"], [], ["throttle_start"], ["throttle_end"]]
-    assert sampler  # state kept between ticks
+    ticks = run(sampler, clock, len(masks))
+    kinds = [(n, e.kind, e.detail) for n, t in enumerate(ticks) for e in events(t)]
+    assert kinds == [
+        (1, "throttle_start", "sw_thermal_slowdown"),
+        (3, "throttle_start", "sw_thermal_slowdown,hw_thermal_slowdown"),
+        (6, "throttle_start", "sw_power_cap,sw_thermal_slowdown,hw_thermal_slowdown"),
+        (11, "throttle_end", None),
+    ]
 
 
 def test_an_energy_counter_reset_never_gives_negative_energy() -> None:
