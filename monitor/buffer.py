@@ -114,9 +114,7 @@ class Buffer:
     def counters(self) -> Counters:
         with self._lock:
             pending = len(self._records) + self.spool.count
-            return Counters(
-                self._collected, self._written, self._dropped, self._spooled, pending
-            )
+            return Counters(self._collected, self._written, self._dropped, self._spooled, pending)
 
     def add(self, records: Sequence[Record]) -> None:
         with self._lock:

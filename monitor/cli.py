@@ -54,31 +54,79 @@ def build_parser() -> argparse.ArgumentParser:
 
     collect = verbs.add_parser("collect", help="sample the GPUs of this host into the store")
     _add_db(collect)
-    collect.add_argument("--interval", type=_positive, default=1.0, metavar="S",
-                         help="seconds between samples (default 1)")  # fmt: skip
-    collect.add_argument("--simulate", type=_gpu_count, metavar="N",
-                         help="use N simulated GPUs instead of NVML (labelled simulated)")  # fmt: skip
-    collect.add_argument("--simulate-if-no-driver", type=_gpu_count, metavar="N",
-                         help="use NVML, or N simulated GPUs where no NVIDIA driver is found")  # fmt: skip
+    collect.add_argument(
+        "--interval",
+        type=_positive,
+        default=1.0,
+        metavar="S",
+        help="seconds between samples (default 1)",
+    )
+    collect.add_argument(
+        "--simulate",
+        type=_gpu_count,
+        metavar="N",
+        help="use N simulated GPUs instead of NVML (labelled simulated)",
+    )
+    collect.add_argument(
+        "--simulate-if-no-driver",
+        type=_gpu_count,
+        metavar="N",
+        help="use NVML, or N simulated GPUs where no NVIDIA driver is found",
+    )
     collect.add_argument("--seed", type=int, default=0, help="seed of the simulated GPUs")
-    collect.add_argument("--duration", type=_positive, metavar="S",
-                         help="stop cleanly after S seconds")  # fmt: skip
-    collect.add_argument("--metrics-port", type=int, metavar="P",
-                         help="serve Prometheus metrics at http://ADDR:P/metrics")  # fmt: skip
-    collect.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
-                         help="address for --metrics-port (default 127.0.0.1)")  # fmt: skip
-    collect.add_argument("--dcgm-names", action="store_true",
-                         help="also export dcgm-exporter's metric names and labels")  # fmt: skip
-    collect.add_argument("--host-name", default=socket.gethostname(), metavar="NAME",
-                         help="host identity in the store (default: this host's name)")  # fmt: skip
-    collect.add_argument("--spool", type=Path, metavar="PATH",
-                         help="spool file for database outages (default: in the data folder)")  # fmt: skip
-    collect.add_argument("--flush-interval", type=_positive, default=5.0, metavar="S",
-                         help="seconds between writes to the store (default 5)")  # fmt: skip
-    collect.add_argument("--raw-days", type=_positive, default=7.0, metavar="D",
-                         help="keep raw samples D days (default 7)")  # fmt: skip
-    collect.add_argument("--rollup-1m-days", type=_positive, default=90.0, metavar="D",
-                         help="keep 1-minute rollups D days (default 90)")  # fmt: skip
+    collect.add_argument(
+        "--duration", type=_positive, metavar="S", help="stop cleanly after S seconds"
+    )
+    collect.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve Prometheus metrics at http://ADDR:P/metrics",
+    )
+    collect.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address for --metrics-port (default 127.0.0.1)",
+    )
+    collect.add_argument(
+        "--dcgm-names",
+        action="store_true",
+        help="also export dcgm-exporter's metric names and labels",
+    )
+    collect.add_argument(
+        "--host-name",
+        default=socket.gethostname(),
+        metavar="NAME",
+        help="host identity in the store (default: this host's name)",
+    )
+    collect.add_argument(
+        "--spool",
+        type=Path,
+        metavar="PATH",
+        help="spool file for database outages (default: in the data folder)",
+    )
+    collect.add_argument(
+        "--flush-interval",
+        type=_positive,
+        default=5.0,
+        metavar="S",
+        help="seconds between writes to the store (default 5)",
+    )
+    collect.add_argument(
+        "--raw-days",
+        type=_positive,
+        default=7.0,
+        metavar="D",
+        help="keep raw samples D days (default 7)",
+    )
+    collect.add_argument(
+        "--rollup-1m-days",
+        type=_positive,
+        default=90.0,
+        metavar="D",
+        help="keep 1-minute rollups D days (default 90)",
+    )
 
     status = verbs.add_parser("status", help="hosts, GPUs, latest values, collector health")
     _add_db(status)
@@ -97,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic narrates every plugin and migration step at INFO; upgrades are said by gpulens.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         if args.verb == "collect":
             from monitor.commands import collect

@@ -45,8 +45,9 @@ class _Poll:
         self.started = started
         self.records: list[Record] | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(tick,), daemon=True,
-                                        name="gpulens-poll")  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._run, args=(tick,), daemon=True, name="gpulens-poll"
+        )
         self._thread.start()
 
     def _run(self, tick: Callable[[], list[Record]]) -> None:
@@ -146,8 +147,8 @@ class Collector:
             self._connected_store().rollup(self.host, since, until)
         except StoreError as exc:
             with self._lock:
-                self._dirty_since = since if self._dirty_since is None else min(
-                    since, self._dirty_since
+                self._dirty_since = (
+                    since if self._dirty_since is None else min(since, self._dirty_since)
                 )
             self._store_failed(exc)
             return
@@ -182,11 +183,22 @@ class Collector:
     def status(self, state: str) -> CollectorStatus:
         counters = self.buffer.counters()
         return CollectorStatus(
-            self.host, os.getpid(), state, self.sampler.source.is_simulated, self.version,
-            self.settings.interval_seconds, self.started_at, self.clock.wall(),
-            self.stale_since, counters.collected, counters.written, counters.dropped,
-            counters.spooled, counters.pending, self.sampler.poll_errors,
-        )  # fmt: skip
+            self.host,
+            os.getpid(),
+            state,
+            self.sampler.source.is_simulated,
+            self.version,
+            self.settings.interval_seconds,
+            self.started_at,
+            self.clock.wall(),
+            self.stale_since,
+            counters.collected,
+            counters.written,
+            counters.dropped,
+            counters.spooled,
+            counters.pending,
+            self.sampler.poll_errors,
+        )
 
     def snapshot(self) -> ExporterSnapshot:
         counters = self.buffer.counters()
@@ -224,8 +236,14 @@ class Collector:
             return
         records = poll.records or []
         if self.stale_since is not None:
-            records.append(new_event(self.clock.wall(), self.host, "collection_recovered",
-                                     detail=f"stale since {self.stale_since.isoformat()}"))  # fmt: skip
+            records.append(
+                new_event(
+                    self.clock.wall(),
+                    self.host,
+                    "collection_recovered",
+                    detail=f"stale since {self.stale_since.isoformat()}",
+                )
+            )
             log.warning("collection recovered after a poll that hung")
             self.stale_since = None
         self._accept(records)
@@ -247,11 +265,20 @@ class Collector:
             self.stale_since = since
             log.error(
                 "a poll started at %s has not returned within %.1f s; collection is stale "
-                "(NVML call hung?) — other jobs go on", since.isoformat(),
+                "(NVML call hung?) — other jobs go on",
+                since.isoformat(),
                 self.settings.poll_deadline_seconds,
-            )  # fmt: skip
-            self.buffer.add([new_event(self.clock.wall(), self.host, "collection_stale",
-                                       detail=f"poll started {since.isoformat()} hung")])  # fmt: skip
+            )
+            self.buffer.add(
+                [
+                    new_event(
+                        self.clock.wall(),
+                        self.host,
+                        "collection_stale",
+                        detail=f"poll started {since.isoformat()} hung",
+                    )
+                ]
+            )
 
     def _write(self, store: Store, records: Sequence[Record]) -> None:
         store.write(records)

@@ -108,8 +108,9 @@ def run(
     if options.metrics_port is not None:
         exporter = GpuCollector(collector.snapshot, dcgm_names=options.dcgm_names)
         server = serve(options.metrics_port, exporter, addr=options.metrics_addr)
-        log.info("Prometheus metrics on http://%s:%d/metrics", options.metrics_addr,
-                 options.metrics_port)  # fmt: skip
+        log.info(
+            "Prometheus metrics on http://%s:%d/metrics", options.metrics_addr, options.metrics_port
+        )
     watch = ClockWatch(clock)
     started = clock.monotonic()
     reason = "stopped"

@@ -94,13 +94,22 @@ class Sampler:
     def _gpu_info(self, device: DeviceFacts, now: datetime) -> GpuInfo:
         facts = self.facts
         return GpuInfo(
-            device.uuid, self.host, now, device.index, device.name,
-            self.source.is_simulated, device.pci_bus_id, device.serial,
-            device.memory_total_bytes, device.power_limit_watts, device.compute_capability,
+            device.uuid,
+            self.host,
+            now,
+            device.index,
+            device.name,
+            self.source.is_simulated,
+            device.pci_bus_id,
+            device.serial,
+            device.memory_total_bytes,
+            device.power_limit_watts,
+            device.compute_capability,
             facts.driver_version if facts else None,
             facts.cuda_driver_version if facts else None,
-            device.mig_mode, device.parent_uuid,
-        )  # fmt: skip
+            device.mig_mode,
+            device.parent_uuid,
+        )
 
     def tick(self) -> list[Record]:
         """Poll the source once and return the records of this tick."""
@@ -132,8 +141,15 @@ class Sampler:
         if abs(drift) <= CLOCK_JUMP_SECONDS:
             return []
         log.warning("wall clock jumped by %+.1f s; sampling cadence is unaffected", drift)
-        return [new_event(now, self.host, "clock_jump", value=drift,
-                          detail=f"wall clock jumped {drift:+.1f} s")]  # fmt: skip
+        return [
+            new_event(
+                now,
+                self.host,
+                "clock_jump",
+                value=drift,
+                detail=f"wall clock jumped {drift:+.1f} s",
+            )
+        ]
 
     def _availability_events(self, poll: Poll, now: datetime) -> list[Record]:
         records: list[Record] = []
@@ -147,9 +163,7 @@ class Sampler:
             state = self._gpus.setdefault(gpu_uuid, _GpuState())
             if not state.is_lost:
                 state.is_lost = True
-                records.append(
-                    new_event(now, self.host, "gpu_lost", uuid=gpu_uuid, detail=reason)
-                )
+                records.append(new_event(now, self.host, "gpu_lost", uuid=gpu_uuid, detail=reason))
                 log.error("GPU %s lost: %s (the other GPUs go on)", gpu_uuid, reason)
         return records
 
@@ -163,8 +177,17 @@ class Sampler:
         records += self._ecc_events(state, sample)
         records += [
             ProcessSample(
-                reading.uuid, self.host, now, p.pid, p.name, p.used_memory_bytes,
-                p.sm_percent, p.memory_percent, p.process_type, p.container_id, p.cgroup,
+                reading.uuid,
+                self.host,
+                now,
+                p.pid,
+                p.name,
+                p.used_memory_bytes,
+                p.sm_percent,
+                p.memory_percent,
+                p.process_type,
+                p.container_id,
+                p.cgroup,
                 p.slurm_job_id,
             )
             for p in reading.processes
@@ -173,8 +196,9 @@ class Sampler:
 
     @staticmethod
     def _energy_used(state: _GpuState, energy: float | int | None) -> float | None:
-        previous, state.energy_joules = state.energy_joules, (
-            None if energy is None else float(energy)
+        previous, state.energy_joules = (
+            state.energy_joules,
+            (None if energy is None else float(energy)),
         )
         if energy is None or previous is None:
             return None
@@ -202,9 +226,15 @@ class Sampler:
         state.throttle_bits |= bits
         names = ",".join(decode_clock_event_reasons(state.throttle_bits))
         return [
-            new_event(sample.ts, self.host, "throttle_start", uuid=sample.uuid,
-                      value=state.throttle_bits, detail=names)
-        ]  # fmt: skip
+            new_event(
+                sample.ts,
+                self.host,
+                "throttle_start",
+                uuid=sample.uuid,
+                value=state.throttle_bits,
+                detail=names,
+            )
+        ]
 
     def _ecc_events(self, state: _GpuState, sample: GpuSample) -> list[Record]:
         records: list[Record] = []
@@ -216,7 +246,13 @@ class Sampler:
             state.ecc[name] = value
             if previous is not None and value > previous:
                 records.append(
-                    new_event(sample.ts, self.host, "ecc", uuid=sample.uuid,
-                              value=value - previous, detail=f"{name} +{value - previous}")
-                )  # fmt: skip
+                    new_event(
+                        sample.ts,
+                        self.host,
+                        "ecc",
+                        uuid=sample.uuid,
+                        value=value - previous,
+                        detail=f"{name} +{value - previous}",
+                    )
+                )
         return records

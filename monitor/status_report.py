@@ -103,16 +103,17 @@ def _fmt(value: Any, scale: float = 1.0, digits: int = 0, unit: str = "") -> str
 def format_status(document: dict[str, Any]) -> str:
     """A plain-text table of the document, for people."""
     lines = []
-    header = f"{'HOST':<16} {'IDX':>3} {'GPU':<28} {'UTIL':>5} {'MEMORY':>17} {'POWER':>7} "
+    header = f"{'HOST':<16} {'IDX':>3} {'GPU':<36} {'UTIL':>5} {'MEMORY':>17} {'POWER':>7} "
     lines.append(header + f"{'TEMP':>5} {'SM CLK':>8}  LAST SEEN")
     for gpu in document["gpus"]:
         m = gpu["metrics"]
-        name = gpu["name"] + (" [simulated]" if gpu["simulated"] else "")
+        marker = " [simulated]" if gpu["simulated"] else ""
+        name = gpu["name"][: 36 - len(marker)] + marker
         memory = f"{_fmt(m.get('memory_used_bytes'), 2**30, 1)}/" + _fmt(
             m.get("memory_total_bytes"), 2**30, 1, " GiB"
         )
         lines.append(
-            f"{gpu['host'][:16]:<16} {gpu['index']:>3} {name[:28]:<28} "
+            f"{gpu['host'][:16]:<16} {gpu['index']:>3} {name:<36} "
             f"{_fmt(m.get('utilization_gpu_percent'), unit='%'):>5} {memory:>17} "
             f"{_fmt(m.get('power_watts'), unit=' W'):>7} "
             f"{_fmt(m.get('temperature_celsius'), unit='C'):>5} "
@@ -121,8 +122,10 @@ def format_status(document: dict[str, Any]) -> str:
     if not document["gpus"]:
         lines.append("(no GPUs yet: start a collector with `gpulens collect`)")
     lines.append("")
-    lines.append(f"{'COLLECTOR':<16} {'HEALTH':<14} {'COLLECTED':>10} {'WRITTEN':>10} "
-                 f"{'PENDING':>8} {'SPOOLED':>8} {'DROPPED':>8}  HEARTBEAT")  # fmt: skip
+    lines.append(
+        f"{'COLLECTOR':<16} {'HEALTH':<14} {'COLLECTED':>10} {'WRITTEN':>10} "
+        f"{'PENDING':>8} {'SPOOLED':>8} {'DROPPED':>8}  HEARTBEAT"
+    )
     for c in document["collectors"]:
         n = c["counters"]
         label = c["host"] + (" [sim]" if c["simulated"] else "")

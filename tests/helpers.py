@@ -26,9 +26,14 @@ def samples(
 ) -> list[GpuSample]:
     return [
         GpuSample(
-            uuid, host, at(s), utilization_gpu_percent=value(s), power_watts=2 * value(s),
-            energy_used_joules=1.0, memory_used_bytes=s,
-        )  # fmt: skip
+            uuid,
+            host,
+            at(s),
+            utilization_gpu_percent=value(s),
+            power_watts=2 * value(s),
+            energy_used_joules=1.0,
+            memory_used_bytes=s,
+        )
         for s in seconds
     ]
 

@@ -81,8 +81,9 @@ def test_wall_clock_jumps_neither_stall_nor_burst_sampling(tmp_path, shifted_wal
     )
     collector.start()
     stop = threading.Event()
-    daemon = threading.Thread(target=run, args=(collector, DaemonOptions()),
-                              kwargs={"clock": clock, "stop": stop})  # fmt: skip
+    daemon = threading.Thread(
+        target=run, args=(collector, DaemonOptions()), kwargs={"clock": clock, "stop": stop}
+    )
     daemon.start()
     try:
         assert wait_for(lambda: source.polls >= 5)

@@ -38,8 +38,9 @@ def test_start_records_host_gpus_and_a_start_event() -> None:
 
 def test_a_tick_gives_one_sample_per_gpu_with_processes() -> None:
     def poll(n: int) -> Poll:
-        reading = GpuReading("GPU-a", {"power_watts": 300.0},
-                             (ProcessReading(7, "python", used_memory_bytes=1024),))  # fmt: skip
+        reading = GpuReading(
+            "GPU-a", {"power_watts": 300.0}, (ProcessReading(7, "python", used_memory_bytes=1024),)
+        )
         return Poll((reading,))
 
     sampler, _clock = sampler_for(poll)

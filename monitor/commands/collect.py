@@ -80,9 +80,13 @@ def run_collect(args: argparse.Namespace) -> int:
     count = len(facts.devices) if facts else 0
     kind = "SIMULATED GPUs" if collector.sampler.source.is_simulated else "GPUs"
     log.info(
-        "collecting %d %s on host %s every %g s into %s", count, kind, args.host_name,
-        args.interval, url,
-    )  # fmt: skip
+        "collecting %d %s on host %s every %g s into %s",
+        count,
+        kind,
+        args.host_name,
+        args.interval,
+        url,
+    )
     for note in facts.notes if facts else ():
         log.info("%s", note)
     options = DaemonOptions(

@@ -18,17 +18,15 @@ from monitor.store.engine import describe_url, resolve_url
 def run_status(args: argparse.Namespace) -> int:
     url = resolve_url(args.db)
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        if not Path(parsed.database).expanduser().exists():
-            raise StoreUnavailable(
-                f"no gpulens database at {describe_url(url)} yet: start a collector "
-                "(gpulens collect) or point --db / GPULENS_DB at one"
-            )
+    is_sqlite_file = parsed.get_backend_name() == "sqlite" and bool(parsed.database)
+    if is_sqlite_file and not Path(str(parsed.database)).expanduser().exists():
+        raise StoreUnavailable(
+            f"no gpulens database at {describe_url(url)} yet: start a collector "
+            "(gpulens collect) or point --db / GPULENS_DB at one"
+        )
     store = Store.open(url, upgrade=False)
     try:
-        document = status_document(
-            store.latest(), store.collectors(), datetime.now(timezone.utc)
-        )
+        document = status_document(store.latest(), store.collectors(), datetime.now(timezone.utc))
     finally:
         store.close()
     print(json.dumps(document, indent=2) if args.json else format_status(document))

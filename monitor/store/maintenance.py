@@ -35,8 +35,11 @@ def floor_time(ts: datetime, seconds: int) -> datetime:
 
 def _aggregate(name: str, column: Any) -> ColumnElement[Any]:
     functions: dict[str, Any] = {
-        "min": func.min, "mean": func.avg, "max": func.max, "sum": func.sum
-    }  # fmt: skip
+        "min": func.min,
+        "mean": func.avg,
+        "max": func.max,
+        "sum": func.sum,
+    }
     result: ColumnElement[Any] = functions[name](column)
     return result
 
