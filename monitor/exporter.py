@@ -38,27 +38,9 @@ at random, so use ``increase(gpulens_gpu_energy_joules_total[5m])``). Catalogue 
 ``*_count`` become ``*_total`` (promtool reserves ``_count`` for histograms and summaries);
 ``*_pending_count`` are levels (work waiting for a reset), so they are gauges.
 
-``dcgm_names=True`` (``--dcgm-names``) also exports dcgm-exporter's names, units and labels,
-so NVIDIA's stock Grafana dashboard (grafana.com id 12239, ``grafana/dcgm-exporter-dashboard
-.json``) works unchanged. Checked against NVIDIA/dcgm-exporter ``etc/default-counters.csv``,
-``etc/dcp-metrics-included.csv`` and the dashboard: labels are ``gpu`` (index), ``UUID``,
-``pci_bus_id``, ``device`` (``nvidia<index>``), ``modelName``, ``Hostname`` and, where known,
-``DCGM_FI_DRIVER_VERSION`` (plus our ``simulated``); the dashboard filters on ``instance``
-(added by Prometheus), ``Hostname`` and ``gpu``. Units: FB_* in MiB, TOTAL_ENERGY_CONSUMPTION
-in mJ, POWER_* in W, clocks in MHz, temperatures in C, *_UTIL in percent, PROF_* as ratios
-0..1, PCIE_*_THROUGHPUT in KB/s (NVML's ``nvmlDeviceGetPcieThroughput`` unit, KB = 1024 bytes;
-the csv's help says "(in KB)" but the value is the driver's 20 ms rate). XID_ERRORS is the last
-XID code. DCGM_FI_PROF_GR_ENGINE_ACTIVE (the current dashboard's "GPU Utilization" panel) is
-derived from NVML's utilization.gpu / 100, which is not a DCP measurement (HELP says so).
-Types: the csv's gauges are gauges. Its counters (energy, ECC, remapped rows, retired
-pending, PCIe throughput) are exported *untyped*: dcgm-exporter writes ``# TYPE ... counter``
-with no ``_total`` suffix, which prometheus_client cannot produce (its counters always end in
-``_total``; in OpenMetrics, which Prometheus negotiates, a counter sample must), and a gauge
-would claim the wrong semantics. Names stay byte-identical; ``rate()`` works on untyped series.
-promtool flags dcgm-exporter's camelCase label ``modelName``; it is kept, as existing queries
-written for dcgm-exporter use it. The full name list is :data:`DCGM_SERIES` (plus XID_ERRORS).
-Not mapped: RETIRED_SBE/DBE (the catalogue keeps one total), ENC/DEC_UTIL, NVLink, MIG
-labels ``GPU_I_ID``/``GPU_I_PROFILE``.
+``dcgm_names=True`` (``--dcgm-names``) also exports dcgm-exporter's names, units and labels
+(:data:`DCGM_SERIES`), for NVIDIA's stock Grafana dashboard; the table and its reasoning are in
+:mod:`monitor.exporter_dcgm`.
 """
 
 from __future__ import annotations
@@ -79,12 +61,10 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.samples import Sample
 
-from monitor.metrics import METRICS, METRICS_BY_NAME, MetricSpec
+from monitor.exporter_dcgm import DCGM_TABLE, DCGM_XID_HELP, DCGM_XID_NAME, dcgm_help, dcgm_labels
+from monitor.metrics import METRICS, MetricSpec
 from monitor.records import GpuInfo, GpuSample
 from monitor.throttle import CLOCK_EVENT_REASONS
-
-_MIB = float(1 << 20)
-_NVML_KB = 1024.0  # NVML's PCIe throughput is KB/s with KB = 1024 bytes (as nvitop reads it)
 
 SeriesType = Literal["gauge", "counter", "untyped"]
 _FAMILY: dict[str, Callable[[str, str], Metric]] = {
@@ -150,54 +130,9 @@ def _native_series(spec: MetricSpec) -> tuple[Series, ...]:
 
 NATIVE_SERIES: tuple[Series, ...] = tuple(s for spec in METRICS for s in _native_series(spec))
 
-_U: SeriesType = "untyped"  # a counter in dcgm-exporter's csv: see the module docstring
-_G: SeriesType = "gauge"
-_DCGM_TABLE: tuple[tuple[str, str, SeriesType, float, str], ...] = (
-    # (catalogue metric, dcgm-exporter name, type, scale, dcgm-exporter's unit)
-    ("utilization_gpu_percent", "DCGM_FI_DEV_GPU_UTIL", _G, 1, "%"),
-    ("utilization_memory_percent", "DCGM_FI_DEV_MEM_COPY_UTIL", _G, 1, "%"),
-    ("memory_used_bytes", "DCGM_FI_DEV_FB_USED", _G, 1 / _MIB, "MiB"),
-    ("memory_free_bytes", "DCGM_FI_DEV_FB_FREE", _G, 1 / _MIB, "MiB"),
-    ("memory_reserved_bytes", "DCGM_FI_DEV_FB_RESERVED", _G, 1 / _MIB, "MiB"),
-    ("memory_total_bytes", "DCGM_FI_DEV_FB_TOTAL", _G, 1 / _MIB, "MiB"),
-    ("power_watts", "DCGM_FI_DEV_POWER_USAGE", _G, 1, "W"),
-    ("power_instant_watts", "DCGM_FI_DEV_POWER_USAGE_INSTANT", _G, 1, "W"),
-    ("power_limit_watts", "DCGM_FI_DEV_POWER_MGMT_LIMIT", _G, 1, "W"),
-    ("energy_joules", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", _U, 1000, "mJ"),
-    ("temperature_celsius", "DCGM_FI_DEV_GPU_TEMP", _G, 1, "C"),
-    ("temperature_memory_celsius", "DCGM_FI_DEV_MEMORY_TEMP", _G, 1, "C"),
-    ("sm_clock_mhz", "DCGM_FI_DEV_SM_CLOCK", _G, 1, "MHz"),
-    ("memory_clock_mhz", "DCGM_FI_DEV_MEM_CLOCK", _G, 1, "MHz"),
-    ("fan_speed_percent", "DCGM_FI_DEV_FAN_SPEED", _G, 1, "%"),
-    ("performance_state", "DCGM_FI_DEV_PSTATE", _G, 1, ""),
-    ("pcie_tx_bytes_per_second", "DCGM_FI_DEV_PCIE_TX_THROUGHPUT", _U, 1 / _NVML_KB, "KB/s"),
-    ("pcie_rx_bytes_per_second", "DCGM_FI_DEV_PCIE_RX_THROUGHPUT", _U, 1 / _NVML_KB, "KB/s"),
-    ("clock_event_reasons", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS", _G, 1, ""),
-    ("clock_event_reasons", "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", _G, 1, ""),
-    ("ecc_corrected_volatile_count", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", _U, 1, ""),
-    ("ecc_uncorrected_volatile_count", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", _U, 1, ""),
-    ("retired_pages_pending_count", "DCGM_FI_DEV_RETIRED_PENDING", _U, 1, ""),
-    ("remapped_rows_correctable_count", "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", _U, 1, ""),
-    ("remapped_rows_uncorrectable_count", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", _U, 1, ""),
-    ("gpm_sm_active_percent", "DCGM_FI_PROF_SM_ACTIVE", _G, 0.01, "ratio"),
-    ("gpm_sm_occupancy_percent", "DCGM_FI_PROF_SM_OCCUPANCY", _G, 0.01, "ratio"),
-    ("gpm_tensor_active_percent", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", _G, 0.01, "ratio"),
-    ("gpm_dram_bandwidth_percent", "DCGM_FI_PROF_DRAM_ACTIVE", _G, 0.01, "ratio"),
-    # The stock dashboard's "GPU Utilization" panel reads this name; not a DCP measurement.
-    ("utilization_gpu_percent", "DCGM_FI_PROF_GR_ENGINE_ACTIVE", _G, 0.01, "ratio"),
-)
-
-
-def _dcgm_help(attr: str, name: str, unit: str) -> str:
-    text = METRICS_BY_NAME[attr].help + (f", in {unit}" if unit else "")
-    if name == "DCGM_FI_PROF_GR_ENGINE_ACTIVE":
-        text += ". Derived from NVML utilization.gpu / 100, not a DCP measurement"
-    return text
-
-
 DCGM_SERIES: tuple[Series, ...] = tuple(
-    Series(attr, name, _dcgm_help(attr, name, unit), typ, scale)
-    for attr, name, typ, scale, unit in _DCGM_TABLE
+    Series(attr, name, dcgm_help(attr, name, unit), typ, scale)
+    for attr, name, typ, scale, unit in DCGM_TABLE
 )
 
 
@@ -212,26 +147,13 @@ class _GpuLabels:
 
 
 def _gpu_labels(info: GpuInfo) -> _GpuLabels:
-    simulated = "true" if info.is_simulated else "false"
     native = {
         "host": info.host,
         "uuid": info.uuid,
         "index": str(info.index),
         "model": info.name,
-        "simulated": simulated,
+        "simulated": "true" if info.is_simulated else "false",
     }
-    dcgm = {
-        "gpu": str(info.index),
-        "UUID": info.uuid,
-        "device": f"nvidia{info.index}",
-        "modelName": info.name,
-        "Hostname": info.host,
-        "simulated": simulated,
-    }
-    if info.pci_bus_id is not None:
-        dcgm["pci_bus_id"] = info.pci_bus_id
-    if info.driver_version is not None:
-        dcgm["DCGM_FI_DRIVER_VERSION"] = info.driver_version
     extra = {
         "pci_bus_id": info.pci_bus_id,
         "driver_version": info.driver_version,
@@ -240,7 +162,7 @@ def _gpu_labels(info: GpuInfo) -> _GpuLabels:
     }
     full = native | {k: v for k, v in extra.items() if v is not None}
     reasons = tuple(native | {"reason": r.name} for r in CLOCK_EVENT_REASONS)
-    return _GpuLabels(native, dcgm, full, reasons)
+    return _GpuLabels(native, dcgm_labels(info), full, reasons)
 
 
 _Row = tuple[_GpuLabels, GpuSample | None]
@@ -274,8 +196,8 @@ class GpuCollector:
         if self._dcgm_names:
             yield from _per_gpu(DCGM_SERIES, rows, dcgm=True)
             yield _per_uuid(
-                GaugeMetricFamily("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error."),
-                "DCGM_FI_DEV_XID_ERRORS",
+                GaugeMetricFamily(DCGM_XID_NAME, DCGM_XID_HELP),
+                DCGM_XID_NAME,
                 snap.gpus,
                 rows,
                 snap.xid_last,

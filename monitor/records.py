@@ -186,6 +186,14 @@ class CollectorStatus:
     poll_errors: int
 
 
+@dataclass(frozen=True, slots=True)
+class LatestGpu:
+    """A GPU's facts with its newest sample (``None`` before the first)."""
+
+    gpu: GpuInfo
+    sample: GpuSample | None
+
+
 Record: TypeAlias = "HostInfo | GpuInfo | GpuSample | ProcessSample | Event"
 RECORD_TYPES: tuple[type, ...] = (HostInfo, GpuInfo, GpuSample, ProcessSample, Event)
 _RECORD_BY_NAME: dict[str, type] = {cls.__name__: cls for cls in RECORD_TYPES}
@@ -220,6 +228,7 @@ __all__ = [
     "GpuInfo",
     "GpuSample",
     "HostInfo",
+    "LatestGpu",
     "ProcessSample",
     "Record",
     "record_from_dict",

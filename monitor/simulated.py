@@ -6,6 +6,7 @@ temperature past the slowdown threshold and the SM clock drops for a while. With
 GPUs the last one is a notebook that holds memory but computes almost nothing. No clock is
 read: time advances by ``interval_seconds`` per poll, and every random draw comes from
 generators seeded by ``(host, seed, index)``, so the same arguments give the same polls.
+The jobs themselves (their sizes, labels and processes) are in :mod:`monitor.simulated_jobs`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import math
 import random
 from dataclasses import dataclass
 
-from monitor.source import (
-    DeviceFacts,
-    GpuReading,
-    Number,
-    Poll,
-    ProcessReading,
-    SystemFacts,
-    XidReading,
+from monitor.simulated_jobs import (
+    MEMORY_RESERVED_BYTES,
+    MEMORY_TOTAL_BYTES,
+    MEMORY_USABLE_BYTES,
+    Job,
+    job_processes,
+    memory_used_bytes,
+    new_job,
 )
+from monitor.source import DeviceFacts, GpuReading, Number, Poll, SystemFacts, XidReading
 
 __all__ = ["MAX_GPUS", "SimulatedSource"]
 
@@ -36,14 +38,7 @@ CLOCK_EVENT_SW_POWER_CAP = 0x4
 CLOCK_EVENT_SW_THERMAL_SLOWDOWN = 0x20
 CLOCK_EVENT_HW_THERMAL_SLOWDOWN = 0x40
 
-_MIB = 1024 * 1024
-_GIB = 1024 * _MIB
 _MODEL_NAME = "Simulated H100 80GB HBM3"
-# An H100 SXM 80GB reports 81559 MiB in total, of which the driver keeps a few hundred MiB.
-_MEMORY_TOTAL_BYTES = 81559 * _MIB
-_MEMORY_RESERVED_BYTES = 527 * _MIB
-_MEMORY_USABLE_BYTES = _MEMORY_TOTAL_BYTES - _MEMORY_RESERVED_BYTES
-_CONTEXT_BYTES = 512 * _MIB  # what a CUDA context costs before the first tensor
 _POWER_LIMIT_WATTS = 700.0
 _SM_CLOCK_MAX_MHZ = 1980.0
 _SM_CLOCK_IDLE_MHZ = 345.0
@@ -74,31 +69,6 @@ _PCIE_BY_PHASE: dict[str, tuple[float, float, float, float]] = {
 
 
 @dataclass(slots=True)
-class _Job:
-    """One training job or notebook on a GPU; times in simulated seconds."""
-
-    started_at: float
-    ends_at: float
-    memory_bytes: int  # device memory used at the plateau
-    pids: tuple[int, ...]
-    ramp_seconds: float = 10.0
-    util_level: float = 0.0  # utilization while the step computes
-    step_seconds: float = 30.0  # period of the data-loading dip
-    dip_seconds: float = 0.0
-    checkpoint_every_seconds: float = 600.0
-    power_intensity: float = 1.0
-    is_power_bound: bool = False  # matmul-heavy jobs run at the power cap
-    memory_intensity: float = 0.5
-    occupancy_share: float = 0.4
-    tensor_share: float = 0.5
-    companion_share: float = 0.0  # memory share of a second, small process
-    slurm_job_id: str | None = None
-    container_id: str | None = None
-    cgroup: str | None = None
-    is_notebook: bool = False
-
-
-@dataclass(slots=True)
 class _GpuState:
     """What one simulated GPU carries from one poll to the next."""
 
@@ -107,7 +77,7 @@ class _GpuState:
     is_notebook_gpu: bool
     idle_watts: float
     ambient_celsius: float
-    job: _Job | None
+    job: Job | None
     next_job_at: float
     temperature_celsius: float
     memory_temperature_celsius: float
@@ -150,70 +120,16 @@ def _device_facts(host: str, seed: int, index: int) -> DeviceFacts:
         name=_MODEL_NAME,
         pci_bus_id=f"{index // len(_PCI_BUSES):08X}:{bus:02X}:00.0",
         serial=f"SIM{int(digest[32:44], 16) % 10**10:010d}",
-        memory_total_bytes=_MEMORY_TOTAL_BYTES,
+        memory_total_bytes=MEMORY_TOTAL_BYTES,
         power_limit_watts=_POWER_LIMIT_WATTS,
         compute_capability="9.0",
         mig_mode=False,
     )
 
 
-def _labels(rng: random.Random) -> tuple[str | None, str | None, str | None]:
-    """(slurm job id, container id, cgroup) of a new job: half Slurm, a quarter Docker."""
-    draw = rng.random()
-    if draw < 0.5:
-        job_id = str(rng.randint(100_000, 999_999))
-        return job_id, None, f"/system.slice/slurmstepd.scope/job_{job_id}/step_0/user/task_0"
-    if draw < 0.75:
-        container = f"{rng.getrandbits(256):064x}"
-        return None, container, f"/system.slice/docker-{container}.scope"
-    return None, None, None
-
-
-def _new_notebook(rng: random.Random, start: float) -> _Job:
-    # A notebook kernel that loaded a model and then sits, holding its memory for an hour or so.
-    return _Job(
-        started_at=start,
-        ends_at=start + rng.uniform(1800.0, 7200.0),
-        memory_bytes=rng.randint(6, 14) * _GIB,
-        pids=(rng.randint(1000, 4_000_000),),
-        is_notebook=True,
-    )
-
-
-def _new_training_job(rng: random.Random, start: float) -> _Job:
-    step_seconds = rng.uniform(15.0, 40.0)
-    # A quarter of the jobs are input bound: their data-loading dip is much longer.
-    dip_share = rng.uniform(0.3, 0.45) if rng.random() < 0.25 else rng.uniform(0.05, 0.12)
-    pids: tuple[int, ...] = (rng.randint(1000, 4_000_000),)
-    if rng.random() < 0.3:
-        pids += (rng.randint(1000, 4_000_000),)
-    slurm_job_id, container_id, cgroup = _labels(rng)
-    is_power_bound = rng.random() < 0.35
-    return _Job(
-        started_at=start,
-        ends_at=start + rng.uniform(600.0, 2400.0),
-        memory_bytes=int(_MEMORY_USABLE_BYTES * rng.uniform(0.45, 0.95)),
-        pids=pids,
-        ramp_seconds=rng.uniform(30.0, 120.0),
-        util_level=rng.uniform(88.0, 98.0),
-        step_seconds=step_seconds,
-        dip_seconds=step_seconds * dip_share,
-        checkpoint_every_seconds=rng.uniform(300.0, 900.0),
-        power_intensity=rng.uniform(1.02, 1.1) if is_power_bound else rng.uniform(0.85, 0.97),
-        is_power_bound=is_power_bound,
-        memory_intensity=rng.uniform(0.3, 0.7),
-        occupancy_share=rng.uniform(0.3, 0.6),
-        tensor_share=rng.uniform(0.2, 0.7),
-        companion_share=rng.uniform(0.03, 0.1) if len(pids) > 1 else 0.0,
-        slurm_job_id=slurm_job_id,
-        container_id=container_id,
-        cgroup=cgroup,
-    )
-
-
 def _initial_state(host: str, seed: int, index: int, *, is_notebook_gpu: bool) -> _GpuState:
     rng = random.Random(f"gpulens-sim\0{host}\0{seed}\0{index}")
-    job = (_new_notebook if is_notebook_gpu else _new_training_job)(rng, 0.0)
+    job = new_job(rng, 0.0, is_notebook=is_notebook_gpu)
     # Start mid-job, so the first polls already show a working machine.
     shift = rng.uniform(0.0, 0.7) * (job.ends_at - job.started_at)
     job.started_at -= shift
@@ -247,7 +163,7 @@ def _advance_job(gpu: _GpuState, now: float, rates: _Rates) -> XidReading | None
         gap = rng.uniform(60.0, 600.0) if gpu.is_notebook_gpu else rng.uniform(20.0, 180.0)
         gpu.next_job_at = now + gap
     if gpu.job is None and now >= gpu.next_job_at:
-        gpu.job = (_new_notebook if gpu.is_notebook_gpu else _new_training_job)(rng, now)
+        gpu.job = new_job(rng, now, is_notebook=gpu.is_notebook_gpu)
     return xid
 
 
@@ -327,39 +243,6 @@ def _advance_temperatures(gpu: _GpuState, power: float, rates: _Rates) -> None:
     gpu.memory_temperature_celsius = memory + (memory_target - memory) * rates.memory_lag
 
 
-def _memory_used(job: _Job | None, now: float) -> int:
-    """Device memory in use: contexts at once, then allocations climbing to the plateau."""
-    if job is None:
-        return 0
-    contexts = len(job.pids) * _CONTEXT_BYTES
-    progress = _clamp((now - job.started_at) / job.ramp_seconds, 0.0, 1.0)
-    allocated = int((job.memory_bytes - contexts) * progress)
-    return contexts + allocated // _MIB * _MIB
-
-
-def _processes(
-    job: _Job | None, used: int, util: float, memory_util: float
-) -> tuple[ProcessReading, ...]:
-    if job is None:
-        return ()
-    companion_bytes = int(used * job.companion_share) // _MIB * _MIB
-    shares = ((used - companion_bytes, 0.95), (companion_bytes, 0.04))[: len(job.pids)]
-    return tuple(
-        ProcessReading(
-            pid=pid,
-            name="python",
-            used_memory_bytes=memory,
-            sm_percent=round(util * share, 1),
-            memory_percent=round(memory_util * share, 1),
-            process_type="compute",
-            container_id=job.container_id,
-            cgroup=job.cgroup,
-            slurm_job_id=job.slurm_job_id,
-        )
-        for pid, (memory, share) in zip(job.pids, shares, strict=True)
-    )
-
-
 def _activity_metrics(gpu: _GpuState, util: float, phase: str) -> tuple[dict[str, Number], float]:
     """Utilization, GPM and PCIe metrics, and the memory utilization they imply."""
     job, rng = gpu.job, gpu.rng
@@ -394,9 +277,9 @@ def _device_metrics(
     instant = _clamp(power + rng.gauss(0.0, 10.0), 0.0, _POWER_LIMIT_WATTS)
     return {
         "memory_used_bytes": used,
-        "memory_free_bytes": _MEMORY_USABLE_BYTES - used,
-        "memory_reserved_bytes": _MEMORY_RESERVED_BYTES,
-        "memory_total_bytes": _MEMORY_TOTAL_BYTES,
+        "memory_free_bytes": MEMORY_USABLE_BYTES - used,
+        "memory_reserved_bytes": MEMORY_RESERVED_BYTES,
+        "memory_total_bytes": MEMORY_TOTAL_BYTES,
         "power_watts": power,
         "power_max_watts": min(_POWER_LIMIT_WATTS, round(power + abs(rng.gauss(0.0, 12.0)), 3)),
         "power_instant_watts": round(instant, 3),
@@ -430,10 +313,10 @@ def _poll_gpu(gpu: _GpuState, now: float, rates: _Rates) -> tuple[GpuReading, Xi
     gpu.energy_joules += power * rates.dt
     if rng.random() < rates.ecc:
         gpu.ecc_corrected_count += 1
-    used = _memory_used(job, now)
+    used = memory_used_bytes(job, now)
     metrics, memory_util = _activity_metrics(gpu, util, phase)
     metrics.update(_device_metrics(gpu, power, reasons, clock, used))
-    processes = _processes(job, used, util, memory_util)
+    processes = job_processes(job, used, util, memory_util)
     return GpuReading(gpu.facts.uuid, metrics, processes), xid
 
 

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.records import CollectorStatus
-from monitor.store.queries import LatestGpu
+from monitor.records import CollectorStatus, LatestGpu
 from monitor.throttle import decode_clock_event_reasons
 
 # A collector that has not written a heartbeat for this many flush intervals (and at least

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.store.queries import LatestGpu
+from monitor.records import LatestGpu
 from monitor.store.store import Store
 
 __all__ = ["LatestGpu", "Store"]

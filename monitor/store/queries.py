@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,14 @@ from sqlalchemy import Connection, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.metrics import METRICS_BY_NAME, MetricSpec, rollup_column
-from monitor.records import CollectorStatus, Event, GpuInfo, GpuSample, ProcessSample
+from monitor.records import (
+    CollectorStatus,
+    Event,
+    GpuInfo,
+    GpuSample,
+    LatestGpu,
+    ProcessSample,
+)
 from monitor.resolution import RetentionPolicy, Series, SeriesPlan, SeriesPoint, plan_series
 from monitor.store.buckets import bucket_start
 from monitor.store.schema import (
@@ -28,14 +34,6 @@ from monitor.store.schema import (
     gpus,
     process_samples,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class LatestGpu:
-    """A GPU's facts with its newest sample (``None`` before the first)."""
-
-    gpu: GpuInfo
-    sample: GpuSample | None
 
 
 def _record(cls: type, row: Any, **renames: str) -> Any:

@@ -13,11 +13,17 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from monitor.errors import SchemaOutOfDate
-from monitor.records import CollectorStatus, Event, GpuInfo, ProcessSample, Record
+from monitor.records import (
+    CollectorStatus,
+    Event,
+    GpuInfo,
+    LatestGpu,
+    ProcessSample,
+    Record,
+)
 from monitor.resolution import DEFAULT_MAX_POINTS, RetentionPolicy, Series
 from monitor.store import maintenance, migrate, queries
 from monitor.store.engine import create_store_engine, describe_url, translate_errors
-from monitor.store.queries import LatestGpu
 from monitor.store.schema import collectors
 from monitor.store.writer import dialect_insert, write_records
 
