@@ -5,26 +5,31 @@ primary keys, so a retried flush or a replayed spool never stores a row twice. H
 are upserted (their facts may change, e.g. after a driver update).
 
 The append-only tables take thousands of rows per flush, so they skip SQLAlchemy's per-row
-parameter building (``bench/ingest.py`` measured it at about 4/5 of the write time):
+parameter processing (about three quarters of the write time before, by ``bench/ingest.py``):
 
-- SQLite: one precompiled ``INSERT OR IGNORE`` run by the driver's ``executemany`` with tuples
-  in column order; times become epoch seconds by :class:`UtcDateTime`'s own rule.
-- Postgres: ``COPY`` into a session-local staging table (created once per connection, emptied
-  at every commit), then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+- SQLite: one ``INSERT ... ON CONFLICT DO NOTHING`` run by the driver's ``executemany`` with
+  plain tuples; times become epoch seconds by :class:`UtcDateTime`'s rule.
+- Postgres: ``COPY`` straight into the table inside a savepoint. Duplicates are rare (a
+  retried flush, a replayed spool); when the COPY meets one it is rolled back to the savepoint
+  and the batch goes through a session-local staging table and one
+  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, which is also how a value COPY cannot parse
+  (a float in an integer field) is cast as a bound parameter would be.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import keyword
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, Integer, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from monitor.records import (
     Event,
@@ -48,24 +53,45 @@ _FIELDS: dict[type, tuple[str, ...]] = {
     for cls in (HostInfo, GpuInfo, GpuSample, ProcessSample, Event)
 }
 _UTC = UtcDateTime()
+_TS = attrgetter("ts")
+
+RowBuilder = Callable[[Any], tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class _AppendPlan:
-    """How one record type lands in its append-only table: columns, in the table's order."""
+    """How one record type lands in its append-only table (whose one time column is ``ts``)."""
 
     table: Table
-    columns: tuple[str, ...]
-    values: attrgetter[Any]  # record -> tuple of column values
-    time_positions: tuple[int, ...]  # columns of type UtcDateTime
+    columns: tuple[str, ...]  # in the table's order
+    values: RowBuilder  # record -> values of ``columns``
+    epoch_values: RowBuilder  # the same, ``ts`` as epoch seconds (SQLite; aware times only)
+
+
+def _row_builder(columns: tuple[str, ...], *, epoch_ts: bool) -> RowBuilder:
+    """``lambda r: (r.uuid, r.ts, ...)``, compiled once per table as dataclasses and namedtuple
+    compile their methods: plain attribute loads take half the time of ``operator.attrgetter``
+    over ~40 names, which was a quarter of a SQLite write (``bench/ingest.py``)."""
+    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in columns):
+        raise ValueError(f"column names must be Python identifiers: {columns}")
+    items = [
+        f"r.{name}.timestamp()" if epoch_ts and name == "ts" else f"r.{name}" for name in columns
+    ]
+    builder: RowBuilder = eval(f"lambda r: ({', '.join(items)},)", {})
+    return builder
 
 
 def _append_plan(cls: type, table: Table) -> _AppendPlan:
     columns = tuple(column.name for column in table.columns)
-    if set(columns) != set(_FIELDS[cls]):
+    times = [c.name for c in table.columns if isinstance(c.type, UtcDateTime)]
+    if set(columns) != set(_FIELDS[cls]) or times != ["ts"]:
         raise AssertionError(f"{cls.__name__} fields do not match the {table.name} columns")
-    times = tuple(i for i, c in enumerate(table.columns) if isinstance(c.type, UtcDateTime))
-    return _AppendPlan(table, columns, attrgetter(*columns), times)
+    return _AppendPlan(
+        table,
+        columns,
+        _row_builder(columns, epoch_ts=False),
+        _row_builder(columns, epoch_ts=True),
+    )
 
 
 _PLANS: dict[type, _AppendPlan] = {cls: _append_plan(cls, t) for cls, t in _APPEND_ONLY.items()}
@@ -127,33 +153,85 @@ def _last_per(records: list[Any], key: str) -> list[Any]:
 # -- append-only tables --------------------------------------------------------------------
 
 
-def _tuples(conn: Connection, plan: _AppendPlan, records: list[Any], sql: str) -> list[Any]:
-    """Column values per record; times bound by :class:`UtcDateTime`'s rule (aware UTC only)."""
-    rows: list[Any] = [plan.values(record) for record in records]
-    dialect = conn.dialect
+def _all_aware(records: list[Any]) -> bool:
+    """Whether every ``ts`` is an aware datetime: the usual case, checked in one fast pass."""
+    return all(isinstance(ts, datetime) and ts.tzinfo is not None for ts in map(_TS, records))
+
+
+def _bound_times(conn: Connection, records: list[Any], sql: str) -> list[Any]:
+    """Each ``ts`` bound by :class:`UtcDateTime`'s rule, which refuses naive datetimes; raised
+    as SQLAlchemy's own binding would."""
     try:
-        for i in plan.time_positions:
-            rows = [(*r[:i], _UTC.process_bind_param(r[i], dialect), *r[i + 1 :]) for r in rows]
-    except ValueError as exc:  # a naive datetime: refused as SQLAlchemy's binding would
+        return [_UTC.process_bind_param(record.ts, conn.dialect) for record in records]
+    except ValueError as exc:
         raise StatementError(str(exc), sql, None, exc) from exc
-    return rows
-
-
-def _quoted(conn: Connection, names: Iterable[str]) -> str:
-    quote = conn.dialect.identifier_preparer.quote
-    return ", ".join(quote(name) for name in names)
 
 
 def _insert_ignoring_duplicates(conn: Connection, plan: _AppendPlan, records: list[Any]) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in plan.columns)
     marks = ", ".join("?" * len(plan.columns))
-    table = conn.dialect.identifier_preparer.quote(plan.table.name)
-    sql = f"INSERT OR IGNORE INTO {table} ({_quoted(conn, plan.columns)}) VALUES ({marks})"
-    conn.exec_driver_sql(sql, _tuples(conn, plan, records, sql))
+    sql = f"INSERT INTO {quote(plan.table.name)} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    if _all_aware(records):  # epoch seconds, as UtcDateTime stores them on SQLite
+        rows = list(map(plan.epoch_values, records))
+    else:
+        at = plan.columns.index("ts")
+        times = _bound_times(conn, records, sql)
+        rows = [
+            (*values[:at], ts, *values[at + 1 :])
+            for values, ts in zip(map(plan.values, records), times, strict=True)
+        ]
+    conn.exec_driver_sql(sql, rows)
+
+
+def _copy_ignoring_duplicates(conn: Connection, plan: _AppendPlan, records: list[Any]) -> None:
+    """COPY straight into the table; if that fails on a duplicate key (a retried flush, a
+    replayed spool) or a value COPY cannot parse, go through a staging table instead."""
+    quote = conn.dialect.identifier_preparer.quote
+    table = quote(plan.table.name)
+    columns = ", ".join(quote(name) for name in plan.columns)
+    if not _all_aware(records):
+        _bound_times(conn, records, f"COPY {table}")  # psycopg sends aware datetimes as is
+    rows = list(map(plan.values, records))
+    try:
+        with conn.begin_nested():  # a savepoint: a failed COPY leaves the transaction usable
+            _copy(conn, f"COPY {table} ({columns}) FROM STDIN", rows)
+        return
+    except (IntegrityError, DataError):
+        pass
+    stage = quote(f"gpulens_stage_{plan.table.name}")
+    conn.exec_driver_sql(_staging_sql(conn, plan, stage))
+    _copy(conn, f"COPY {stage} ({columns}) FROM STDIN", rows)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"
+    )
+
+
+def _copy(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    driver_connection = conn.connection.driver_connection
+    assert driver_connection is not None
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except error as exc:
+        # Handled as SQLAlchemy handles driver errors: a lost connection is invalidated (not
+        # handed back to the pool) and every error is raised as SQLAlchemy's (IntegrityError,
+        # OperationalError, ...), so the store reads a lost connection as "unavailable".
+        is_lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if is_lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, None, exc, error, connection_invalidated=is_lost, dialect=conn.dialect
+        ) from exc
 
 
 def _staging_sql(conn: Connection, plan: _AppendPlan, stage: str) -> str:
-    """The staging table: like the target, but integer columns are ``numeric`` so a float
-    in an integer field is rounded on the way in, as a bound parameter would be."""
+    """A session-local table like the target, without its keys; its integer columns are
+    ``numeric`` so a float in an integer field is rounded on the way in, as a bound
+    parameter is. Kept for the session (IF NOT EXISTS is a catalog lookup), emptied at every
+    commit by a truncate (no dead rows: autovacuum never visits temporary tables)."""
     quote = conn.dialect.identifier_preparer.quote
     columns = ", ".join(
         f"{quote(c.name)} "
@@ -161,31 +239,3 @@ def _staging_sql(conn: Connection, plan: _AppendPlan, stage: str) -> str:
         for c in plan.table.columns
     )
     return f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ({columns}) ON COMMIT DELETE ROWS"
-
-
-def _copy_ignoring_duplicates(conn: Connection, plan: _AppendPlan, records: list[Any]) -> None:
-    quote = conn.dialect.identifier_preparer.quote
-    stage = quote(f"gpulens_stage_{plan.table.name}")
-    columns = _quoted(conn, plan.columns)
-    # A temporary table lives as long as the session: IF NOT EXISTS makes this a catalog
-    # lookup after the first flush on a pooled connection, and ON COMMIT DELETE ROWS empties
-    # it cheaply (a truncate, not dead rows: autovacuum never visits temporary tables).
-    conn.exec_driver_sql(_staging_sql(conn, plan, stage))
-    copy_sql = f"COPY {stage} ({columns}) FROM STDIN"
-    rows = _tuples(conn, plan, records, copy_sql)
-    driver_connection = conn.connection.driver_connection
-    assert driver_connection is not None
-    try:
-        with driver_connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        # Raised as SQLAlchemy would (OperationalError and so on), so the store's
-        # "database unavailable" handling sees a lost connection during COPY too.
-        raise DBAPIError.instance(
-            copy_sql, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
-    conn.exec_driver_sql(
-        f"INSERT INTO {quote(plan.table.name)} ({columns}) SELECT {columns} FROM {stage} "
-        "ON CONFLICT DO NOTHING"
-    )
