@@ -21,10 +21,9 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from monitor.clock import Clock, SystemClock
+from monitor.clock import Clock, ClockWatch, SystemClock
 from monitor.collector import Collector
 from monitor.exporter import GpuCollector, serve
-from monitor.sampler import CLOCK_JUMP_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +35,6 @@ class DaemonOptions:
     metrics_addr: str = "127.0.0.1"
     dcgm_names: bool = False
     flush_deadline_seconds: float = 10.0
-
-
-class ClockWatch:
-    """Notices wall-clock jumps by comparing wall and monotonic time between checks."""
-
-    def __init__(self, clock: Clock, threshold_seconds: float = CLOCK_JUMP_SECONDS) -> None:
-        self.clock = clock
-        self.threshold_seconds = threshold_seconds
-        self._last = (clock.wall(), clock.monotonic())
-
-    def check(self) -> float | None:
-        """The jump in seconds since the last check, or ``None`` if the clocks agree."""
-        wall, monotonic = self.clock.wall(), self.clock.monotonic()
-        drift = (wall - self._last[0]).total_seconds() - (monotonic - self._last[1])
-        self._last = (wall, monotonic)
-        return drift if abs(drift) > self.threshold_seconds else None
 
 
 def _add_jobs(scheduler: BackgroundScheduler, collector: Collector) -> None:

@@ -12,16 +12,12 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from monitor.clock import Clock, SystemClock
+from monitor.clock import Clock, ClockWatch, SystemClock
 from monitor.records import Event, GpuInfo, GpuSample, HostInfo, ProcessSample, Record
 from monitor.source import DeviceFacts, GpuReading, GpuSource, Poll, SystemFacts
 from monitor.throttle import SLOWDOWN_MASK, decode_clock_event_reasons
 
 log = logging.getLogger(__name__)
-
-# A wall-clock step larger than this between two ticks (beyond what the monotonic clock
-# saw) is a clock jump: NTP stepping the clock, a suspended VM, an admin's `date -s`.
-CLOCK_JUMP_SECONDS = 2.0
 
 # A throttle episode ends after this many ticks without a slowdown reason: a power-capped
 # job drops below the cap at every data-loading dip, and one episode per dip is noise.
@@ -67,7 +63,7 @@ class Sampler:
         self.facts: SystemFacts | None = None
         self.poll_errors = 0
         self._gpus: dict[str, _GpuState] = {}
-        self._last_clocks: tuple[datetime, float] | None = None
+        self._clock_watch: ClockWatch | None = None
 
     def start(self) -> list[Record]:
         """Open the source; the host and GPU facts and a ``collector_start`` event."""
@@ -133,12 +129,11 @@ class Sampler:
         return [new_event(self.clock.wall(), self.host, "collector_stop", detail=reason)]
 
     def _clock_events(self, now: datetime) -> list[Record]:
-        monotonic = self.clock.monotonic()
-        previous, self._last_clocks = self._last_clocks, (now, monotonic)
-        if previous is None:
+        if self._clock_watch is None:  # the first tick has nothing to compare with
+            self._clock_watch = ClockWatch(self.clock)
             return []
-        drift = (now - previous[0]).total_seconds() - (monotonic - previous[1])
-        if abs(drift) <= CLOCK_JUMP_SECONDS:
+        drift = self._clock_watch.check()
+        if drift is None:
             return []
         log.warning("wall clock jumped by %+.1f s; sampling cadence is unaffected", drift)
         return [

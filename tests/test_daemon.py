@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from monitor.buffer import Buffer, Spool
-from monitor.clock import ManualClock
+from monitor.clock import ClockWatch, ManualClock
 from monitor.collector import Collector, JobSettings
-from monitor.daemon import ClockWatch, DaemonOptions, run
+from monitor.daemon import DaemonOptions, run
 from monitor.sampler import Sampler
 from monitor.store import Store
 from tests.helpers import T0, ScriptedSource, steady_poll

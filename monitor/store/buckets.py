@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Integer, cast, func, type_coerce
+from sqlalchemy import Float, Integer, case, cast, func, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.store.schema import UtcDateTime
@@ -20,3 +20,11 @@ def bucket_start(column: Any, width_seconds: int, dialect: str) -> ColumnElement
         epoch = func.extract("epoch", column)
         expr = func.to_timestamp(func.floor(epoch / width_seconds) * width_seconds)
     return type_coerce(expr, UtcDateTime())
+
+
+def weighted_mean(mean: Any, count: Any) -> ColumnElement[Any]:
+    """The mean over buckets of rollup ``mean`` values, weighted by their sample ``count``;
+    buckets whose mean is NULL (metric not reported) carry no weight."""
+    weight = case((mean.is_not(None), count))
+    result: ColumnElement[Any] = func.sum(mean * count) / func.nullif(func.sum(weight), 0)
+    return result

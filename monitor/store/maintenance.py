@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, case, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.metrics import ROLLUP_METRICS, rollup_column
 from monitor.resolution import RetentionPolicy
-from monitor.store.buckets import bucket_start
+from monitor.store.buckets import bucket_start, weighted_mean
 from monitor.store.schema import (
     events,
     gpu_rollups_1h,
@@ -59,9 +59,7 @@ def _from_minutes() -> list[ColumnElement[Any]]:
         for agg in spec.aggregates:
             source = table.c[rollup_column(spec.name, agg)]
             if agg == "mean":
-                weight = case((source.is_not(None), table.c.sample_count))
-                total = func.sum(source * table.c.sample_count)
-                columns.append(total / func.nullif(func.sum(weight), 0))
+                columns.append(weighted_mean(source, table.c.sample_count))
             else:
                 columns.append(_aggregate(agg, source))
     return columns

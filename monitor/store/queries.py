@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.metrics import METRICS_BY_NAME, MetricSpec, rollup_column
@@ -25,7 +25,7 @@ from monitor.records import (
     ProcessSample,
 )
 from monitor.resolution import RetentionPolicy, Series, SeriesPlan, SeriesPoint, plan_series
-from monitor.store.buckets import bucket_start
+from monitor.store.buckets import bucket_start, weighted_mean
 from monitor.store.schema import (
     ROLLUP_TABLES,
     collectors,
@@ -85,10 +85,8 @@ def _aggregates(spec: MetricSpec, table_name: str, table: Any) -> list[ColumnEle
         peak = func.max(table.c[rollup_column(spec.name, "max")])
         return [peak, peak, peak]
     mean = table.c[rollup_column(spec.name, "mean")]
-    weight = case((mean.is_not(None), table.c.sample_count))
-    weighted = func.sum(mean * table.c.sample_count) / func.nullif(func.sum(weight), 0)
     return [
-        weighted,
+        weighted_mean(mean, table.c.sample_count),
         func.min(table.c[rollup_column(spec.name, "min")]),
         func.max(table.c[rollup_column(spec.name, "max")]),
     ]

@@ -25,7 +25,7 @@ from monitor.resolution import DEFAULT_MAX_POINTS, RetentionPolicy, Series
 from monitor.store import maintenance, migrate, queries
 from monitor.store.engine import create_store_engine, describe_url, translate_errors
 from monitor.store.schema import collectors
-from monitor.store.writer import dialect_insert, write_records
+from monitor.store.writer import upsert, write_records
 
 
 class Store:
@@ -72,13 +72,8 @@ class Store:
 
     def heartbeat(self, status: CollectorStatus) -> None:
         """Record a collector's health (one row per host, replaced each time)."""
-        row = dataclasses.asdict(status)
         with translate_errors(self.engine), self.engine.begin() as conn:
-            statement = dialect_insert(conn.dialect.name, collectors)
-            changing = {k: statement.excluded[k] for k in row if k != "host"}
-            conn.execute(
-                statement.on_conflict_do_update(index_elements=["host"], set_=changing), [row]
-            )
+            upsert(conn, collectors, "host", [dataclasses.asdict(status)])
 
     def rollup(self, host: str, since: datetime, until: datetime) -> int:
         with translate_errors(self.engine):

@@ -97,7 +97,7 @@ def _append_plan(cls: type, table: Table) -> _AppendPlan:
 _PLANS: dict[type, _AppendPlan] = {cls: _append_plan(cls, t) for cls, t in _APPEND_ONLY.items()}
 
 
-def dialect_insert(dialect: str, table: Table) -> Any:
+def _dialect_insert(dialect: str, table: Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
@@ -115,8 +115,10 @@ def _seen_rows(records: Iterable[HostInfo | GpuInfo], cls: type) -> list[Row]:
     return rows
 
 
-def _upsert(conn: Connection, table: Table, key: str, rows: list[Row]) -> None:
-    statement = dialect_insert(conn.dialect.name, table)
+def upsert(conn: Connection, table: Table, key: str, rows: list[Row]) -> None:
+    """Insert ``rows``, or update every column but ``key`` and ``first_seen`` where ``key``
+    exists."""
+    statement = _dialect_insert(conn.dialect.name, table)
     changing = [name for name in rows[0] if name not in (key, "first_seen")]
     statement = statement.on_conflict_do_update(
         index_elements=[key], set_={name: statement.excluded[name] for name in changing}
@@ -131,9 +133,9 @@ def write_records(conn: Connection, records: Sequence[Record]) -> None:
         by_type[type(record)].append(record)
     # Facts first, so a reader never sees a sample of a GPU it does not know.
     if by_type[HostInfo]:
-        _upsert(conn, hosts, "host", _seen_rows(_last_per(by_type[HostInfo], "host"), HostInfo))
+        upsert(conn, hosts, "host", _seen_rows(_last_per(by_type[HostInfo], "host"), HostInfo))
     if by_type[GpuInfo]:
-        _upsert(conn, gpus, "uuid", _seen_rows(_last_per(by_type[GpuInfo], "uuid"), GpuInfo))
+        upsert(conn, gpus, "uuid", _seen_rows(_last_per(by_type[GpuInfo], "uuid"), GpuInfo))
     for cls, plan in _PLANS.items():
         if by_type[cls]:
             if conn.dialect.name == "postgresql":
