@@ -132,6 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(status)
     status.add_argument("--json", action="store_true", help="print JSON (see README)")
 
+    analyze = verbs.add_parser(
+        "analyze", help="analyse a PyTorch profiler (Kineto) trace file or folder of ranks"
+    )
+    analyze.add_argument("trace", type=Path, metavar="TRACE|DIR")
+    analyze.add_argument("--json", action="store_true", help="print JSON (see README)")
+
+    imports = verbs.add_parser("import", help="store an existing trace as a run")
+    imports.add_argument("trace", type=Path, metavar="TRACE|DIR")
+    imports.add_argument("--run", required=True, metavar="NAME", help="the run's name")
+    _add_db(imports)
+
+    runs = verbs.add_parser("runs", help="training runs in the store")
+    _add_db(runs)
+    runs.add_argument("--name", metavar="TEXT", help="only runs whose name contains TEXT")
+    runs.add_argument("--host", metavar="HOST", help="only runs on HOST")
+    runs.add_argument("--status", metavar="STATUS", help="only runs with this status")
+    runs.add_argument("--json", action="store_true", help="print JSON (see README)")
+
     db = verbs.add_parser("db", help="database maintenance")
     db_verbs = db.add_subparsers(dest="db_verb", required=True, metavar="VERB")
     upgrade = db_verbs.add_parser("upgrade", help="create or upgrade the gpulens schema")
@@ -157,6 +175,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.commands import status
 
             return status.run_status(args)
+        if args.verb == "analyze":
+            from monitor.commands import analyze as analyze_command
+
+            return analyze_command.run_analyze(args)
+        if args.verb == "import":
+            from monitor.commands import analyze as analyze_command
+
+            return analyze_command.run_import(args)
+        if args.verb == "runs":
+            from monitor.commands import runs as runs_command
+
+            return runs_command.run_runs(args)
         if args.verb == "db":
             from monitor.commands import db
 

@@ -6,6 +6,7 @@
     ├── DriverUnavailable      NVML missing, driver not loaded, driver/library mismatch
     ├── GpuLostError           one GPU stopped answering (the others go on)
     ├── ConfigError            a bad option, URL or path given by the user
+    ├── TraceError             a profiler trace that cannot be read (truncated, too big, hostile)
     └── StoreError             anything about the database
         ├── StoreUnavailable   the database cannot be reached (collector buffers and spools)
         └── SchemaOutOfDate    the database needs ``gpulens db upgrade``
@@ -33,6 +34,10 @@ class GpuLostError(GpulensError):
 
 class ConfigError(GpulensError):
     """A user-supplied setting is invalid."""
+
+
+class TraceError(GpulensError):
+    """A profiler trace file cannot be read or is over a safety limit."""
 
 
 class StoreError(GpulensError):

@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,15 @@ def require_tool():
         return path
 
     return find
+
+
+SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+
+
+@pytest.fixture(scope="session")
+def shared_traces() -> dict[str, Path]:
+    """The real GPU traces of ../shared/traces (name → path); a skip only outside CI."""
+    files = sorted(SHARED_TRACES.glob("*.json.gz")) if SHARED_TRACES.is_dir() else []
+    if not files:
+        missing(f"the shared real traces are not at {SHARED_TRACES}")
+    return {file.name: file for file in files}
