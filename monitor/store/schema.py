@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -24,10 +25,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from monitor.metrics import METRICS, ROLLUP_METRICS, rollup_column
@@ -204,3 +207,116 @@ collectors = Table(
 )
 
 ROLLUP_TABLES: dict[str, Table] = {"1m": gpu_rollups_1m, "1h": gpu_rollups_1h}
+
+
+# -- training runs (profiler_hooks) ---------------------------------------------------------
+# Rows of :mod:`profiler_hooks.records` and of the trace analysis; written and read in
+# :mod:`monitor.store.runs`. No foreign keys: steps may arrive before their run's row (a hook's
+# buffer, an import), and SQLite would not enforce them anyway, so both backends behave alike.
+
+JSON_DOCUMENT: TypeEngine[Any] = JSON(none_as_null=True).with_variant(
+    JSONB(none_as_null=True), "postgresql"
+)
+"""A JSON value (``jsonb`` on Postgres, JSON text on SQLite); Python ``None`` is SQL NULL."""
+
+BREAKDOWN_COLUMNS: tuple[str, ...] = (
+    "kernel_us",
+    "memcpy_us",
+    "memset_us",
+    "communication_us",
+    "runtime_us",
+    "dataloader_us",
+    "cpu_exec_us",
+    "other_us",
+)
+"""One column per step breakdown category, in :data:`CATEGORIES` order (checked in runs.py)."""
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("gpu_uuids", JSON_DOCUMENT, nullable=False),  # a list of GPU UUIDs
+    Column("rank", Integer, nullable=False),
+    Column("world_size", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("config", JSON_DOCUMENT, nullable=False),
+    Column("versions", JSON_DOCUMENT, nullable=False),
+    Column("source", String(16), nullable=False),
+    Index(None, "name"),
+    Index(None, "host"),
+    Index(None, "started_at"),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("step", BigInteger, primary_key=True, autoincrement=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("duration_us", Float, nullable=False),
+    Column("dataloader_wait_us", Float),
+    Column("cuda_allocated_bytes", BigInteger),
+    Column("cuda_reserved_bytes", BigInteger),
+    Column("cuda_peak_bytes", BigInteger),
+    Column("samples", BigInteger),
+    Column("tokens", BigInteger),
+    Column("is_profiled", Boolean, nullable=False),
+    Index(None, "run_id", "started_at"),
+)
+
+profiler_windows = Table(
+    "profiler_windows",
+    metadata,
+    Column("window_id", String(64), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("trace_path", Text),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("trigger", String(16), nullable=False),
+    Column("summary", JSON_DOCUMENT),  # the analysis without steps and kernels, per rank
+    Column("analysed_at", UtcDateTime),
+    Index(None, "run_id", "started_at"),
+)
+
+step_breakdowns = Table(
+    "step_breakdowns",
+    metadata,
+    Column("window_id", String(64), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("step", BigInteger, nullable=False, autoincrement=False),  # -1: the whole trace
+    Column("run_id", String(32), nullable=False),
+    Column("start_us", Float, nullable=False),
+    Column("duration_us", Float, nullable=False),
+    *(Column(name, Float, nullable=False) for name in BREAKDOWN_COLUMNS),
+    Column("gpu_busy_us", Float, nullable=False),
+    PrimaryKeyConstraint("window_id", "rank", "step"),
+    Index(None, "run_id"),
+)
+
+kernel_stats = Table(
+    "kernel_stats",
+    metadata,
+    Column("window_id", String(64), nullable=False),
+    Column("rank", Integer, nullable=False),
+    # Kernel names run to kilobytes (C++ templates), past what a btree entry may hold on
+    # Postgres: the key is the SHA-1 (hex) of the name, the name itself is plain text.
+    Column("name_sha1", String(40), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("total_us", Float, nullable=False),
+    Column("mean_us", Float, nullable=False),
+    Column("min_us", Float, nullable=False),
+    Column("max_us", Float, nullable=False),
+    Column("tensor_core", Boolean, nullable=False),
+    PrimaryKeyConstraint("window_id", "rank", "name_sha1"),
+    Index(None, "run_id"),
+)

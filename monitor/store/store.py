@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -22,10 +23,15 @@ from monitor.records import (
     Record,
 )
 from monitor.resolution import DEFAULT_MAX_POINTS, RetentionPolicy, Series
+from monitor.run_views import RunSummary, StepBreakdownRow
 from monitor.store import maintenance, migrate, queries
+from monitor.store import runs as run_sql
+from monitor.store import windows as window_sql
 from monitor.store.engine import create_store_engine, describe_url, translate_errors
 from monitor.store.schema import collectors
 from monitor.store.writer import upsert, write_records
+from profiler_hooks.analysis.model import KernelStat, TraceAnalysis
+from profiler_hooks.records import RunInfo, RunStatus, StepRecord, WindowRecord
 
 
 class Store:
@@ -133,6 +139,95 @@ class Store:
     def collectors(self) -> list[CollectorStatus]:
         with translate_errors(self.engine), self.engine.connect() as conn:
             return queries.list_collectors(conn)
+
+    # -- training runs (SQL in monitor.store.runs) ------------------------------------------
+    # Writes raise ``StoreUnavailable`` when the database cannot be reached and ``ValueError``
+    # for an unknown run or window id, or a string longer than its column.
+
+    def start_run(self, info: RunInfo) -> None:
+        """Insert the run, or replace every field of the run with the same ``run_id``."""
+        with translate_errors(self.engine), self.engine.begin() as conn:
+            run_sql.start_run(conn, info)
+
+    def end_run(self, run_id: str, ended_at: datetime, status: RunStatus) -> None:
+        with translate_errors(self.engine), self.engine.begin() as conn:
+            run_sql.end_run(conn, run_id, ended_at, status)
+
+    def write_steps(self, steps: Sequence[StepRecord]) -> int:
+        """Upsert steps on ``(run_id, step)`` in one statement (a replayed batch never doubles
+        rows); returns the number of distinct steps written."""
+        with translate_errors(self.engine), self.engine.begin() as conn:
+            return run_sql.write_steps(conn, steps)
+
+    def save_window(self, window: WindowRecord) -> None:
+        """Insert the profiler window, or replace its fields (not its analysis)."""
+        with translate_errors(self.engine), self.engine.begin() as conn:
+            window_sql.save_window(conn, window)
+
+    def save_window_analysis(
+        self, window_id: str, analysis: TraceAnalysis, *, analysed_at: datetime | None = None
+    ) -> None:
+        """In one transaction: replace the window's step breakdowns and kernel statistics,
+        store the summary and mark it ``analysed`` (at ``analysed_at``, default now)."""
+        when = analysed_at or datetime.now(timezone.utc)
+        with translate_errors(self.engine), self.engine.begin() as conn:
+            window_sql.save_window_analysis(conn, window_id, analysis, when)
+
+    def fail_window(self, window_id: str, error: str) -> None:
+        with translate_errors(self.engine), self.engine.begin() as conn:
+            window_sql.fail_window(conn, window_id, error)
+
+    def runs(
+        self,
+        *,
+        name_like: str | None = None,
+        host: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+    ) -> list[RunSummary]:
+        """Runs newest first with step and window figures; ``name_like`` is a case-insensitive
+        LIKE pattern, matched anywhere in the name when it holds no ``%``."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return run_sql.list_runs(
+                conn, name_like=name_like, host=host, status=status, limit=limit
+            )
+
+    def run(self, ref: str) -> RunInfo | None:
+        """The run with id ``ref``, else the newest run named ``ref``."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return run_sql.find_run(conn, ref)
+
+    def steps(
+        self, run_id: str, *, first_step: int | None = None, last_step: int | None = None
+    ) -> list[StepRecord]:
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return run_sql.list_steps(conn, run_id, first_step=first_step, last_step=last_step)
+
+    def windows(self, run_id: str) -> list[WindowRecord]:
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return window_sql.list_windows(conn, run_id)
+
+    def window_summary(self, window_id: str) -> dict[str, Any] | None:
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return window_sql.window_summary(conn, window_id)
+
+    def step_breakdowns(
+        self, run_id: str, *, window_id: str | None = None
+    ) -> list[StepBreakdownRow]:
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return window_sql.list_step_breakdowns(conn, run_id, window_id=window_id)
+
+    def kernels(
+        self, run_id: str, *, window_id: str | None = None, limit: int = 200
+    ) -> list[KernelStat]:
+        """Kernels summed over windows and ranks by name, most total time first."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return window_sql.list_kernels(conn, run_id, window_id=window_id, limit=limit)
+
+    def runs_on_gpu(self, uuid: str, start: datetime, end: datetime) -> list[RunInfo]:
+        """Runs listing GPU ``uuid`` that overlap ``[start, end)`` (no ``ended_at``: running)."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return run_sql.runs_on_gpu(conn, uuid, start, end)
 
 
 __all__ = ["LatestGpu", "SchemaOutOfDate", "Store"]

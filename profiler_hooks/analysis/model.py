@@ -138,11 +138,11 @@ class RankAnalysis:
 
 @dataclass(frozen=True, slots=True)
 class Straggler:
-    """A rank whose mean step time stands out from the others'."""
+    """A rank whose mean step time stands out from the median of the other ranks'."""
 
     rank: int
     mean_step_us: float
-    median_of_ranks_us: float
+    median_of_others_us: float
     slowdown_percent: float
 
 

@@ -14,7 +14,7 @@ from profiler_hooks.analysis.events import EventTable
 from profiler_hooks.analysis.intervals import Ints
 from profiler_hooks.analysis.model import RankAnalysis, Straggler, TraceAnalysis
 
-# A rank whose mean step time is this much above the median of the ranks' means is a straggler.
+# A rank whose mean step time is this much above the median of the other ranks' is a straggler.
 STRAGGLER_THRESHOLD = 0.10
 
 
@@ -69,19 +69,19 @@ def combine(ranks: Sequence[RankAnalysis], notes: Sequence[str] = ()) -> TraceAn
 
 
 def stragglers(ranks: Sequence[RankAnalysis]) -> tuple[Straggler, ...]:
+    """Ranks whose mean step time is over the median of the other ranks' by the threshold."""
     means = {
         item.rank: statistics.fmean(step.duration_us for step in item.steps)
         for item in ranks
         if item.steps
     }
-    if len(means) < 2:
-        return ()
-    median = statistics.median(means.values())
-    return tuple(
-        Straggler(rank, mean, median, 100.0 * (mean / median - 1))
-        for rank, mean in sorted(means.items())
-        if median > 0 and mean > median * (1 + STRAGGLER_THRESHOLD)
-    )
+    found = []
+    for rank, mean in sorted(means.items()):
+        others = [value for key, value in means.items() if key != rank]
+        median = statistics.median(others) if others else 0.0
+        if median > 0 and mean > median * (1 + STRAGGLER_THRESHOLD):
+            found.append(Straggler(rank, mean, median, 100.0 * (mean / median - 1)))
+    return tuple(found)
 
 
 def _main_device(table: EventTable) -> int | None:

@@ -1,0 +1,45 @@
+"""What the store answers about training runs: pure data for the CLI, dashboard and advisor.
+
+The rows themselves are :mod:`profiler_hooks.records` (runs, steps, windows) and
+:class:`profiler_hooks.analysis.model.KernelStat`; the types here add what only a query over
+many rows can say. Durations are microseconds (``_us``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from profiler_hooks.records import RunInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary(RunInfo):
+    """A run (every :class:`RunInfo` field) with figures over its steps and profiler windows.
+
+    ``gpu_busy_percent`` is the sum of ``gpu_busy_us`` over the sum of ``duration_us`` of the
+    run's stored step breakdowns (``None`` until a window has been analysed).
+    """
+
+    steps: int = 0
+    mean_step_us: float | None = None
+    median_step_us: float | None = None
+    gpu_busy_percent: float | None = None
+    windows: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepBreakdownRow:
+    """One stored step breakdown: a ProfilerStep of one rank in one window, or (``step`` is
+    ``None``) the whole trace of a window that had no ProfilerStep markers."""
+
+    window_id: str
+    rank: int
+    step: int | None
+    start_us: float
+    duration_us: float
+    breakdown_us: Mapping[str, float]  # over profiler_hooks.analysis.model.CATEGORIES
+    gpu_busy_us: float
+
+
+__all__ = ["RunSummary", "StepBreakdownRow"]
