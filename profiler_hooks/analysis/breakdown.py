@@ -40,9 +40,8 @@ def step_windows(table: EventTable, cols: Columns) -> list[Window]:
     """Each ProfilerStep's [start, end] in ns; one whole-trace window when there are none."""
     steps = _unique_steps(table.steps)
     if not steps:
-        if table.first_ns is None or table.last_ns is None:
-            return []
-        return [(None, table.first_ns, table.last_ns)]
+        bounds = table.bounds()
+        return [] if bounds is None else [(None, *bounds)]
     device_end = _device_end_per_step(steps, cols)
     windows: list[Window] = []
     previous_end = steps[0][1]

@@ -51,6 +51,9 @@ _COMM_CPU_PREFIXES = ("nccl:", "gloo:", "c10d::", "record_param_comms", "mpi:")
 _DATALOADER_PREFIX = "enumerate(DataLoader)"
 _STEP_PREFIX = "ProfilerStep#"
 _LAUNCH_NAMES = ("LaunchKernel", "LaunchCooperativeKernel")
+# Host event roles (GPU events use negative codes: -1 - their kind).
+_CPU_OP, _STEP, _DATALOADER, _COMM_CPU, _IGNORED = 1, 2, 3, 4, 5
+_NAME_CACHE_LIMIT = 100_000
 _SYNC_NAMES = {
     "cudaDeviceSynchronize": "device",
     "cuCtxSynchronize": "context",
@@ -88,12 +91,12 @@ def to_ns(value: Any) -> int:
     if value.__class__ is int:
         return int(value) * 1000
     if isinstance(value, str):
-        whole, dot, frac = value.partition(".")
-        negative = whole.startswith("-")
-        digits = whole[1:] if negative else whole
-        if dot and len(frac) <= 3 and frac.isdigit() and digits.isdigit():
-            ns = int(digits) * 1000 + int(frac.ljust(3, "0"))
-            return -ns if negative else ns
+        whole, _, frac = value.partition(".")
+        if len(frac) <= 3:
+            try:  # "1712195495505583.264" → 1712195495505583264 (also "-1.5", "7.0")
+                return int(whole + frac.ljust(3, "0"))
+            except ValueError:
+                pass
         try:
             return int((Decimal(value) * 1000).to_integral_value())
         except InvalidOperation:
@@ -108,10 +111,10 @@ class KernelAggregate:
     """Running totals for one kernel name (ns)."""
 
     kind: int
-    count: int = 0
-    total_ns: int = 0
-    min_ns: int = 0
-    max_ns: int = 0
+    count: int
+    total_ns: int
+    min_ns: int
+    max_ns: int
 
 
 @dataclass(slots=True)
@@ -148,12 +151,14 @@ class EventTable:
     syncs: dict[tuple[str, str], CopyAggregate] = field(default_factory=dict)
     peak_allocated_bytes: int | None = None
     events: int = 0
-    first_ns: int | None = None
-    last_ns: int | None = None
+    # Per-name classification caches (names repeat: a few thousand distinct in a large trace).
+    _runtime_names: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    _host_names: dict[str, int] = field(default_factory=dict)
 
     def add(self, batch: Iterable[Mapping[str, Any]]) -> None:
-        """Take a batch of trace events (dicts as in the JSON)."""
-        gpu_cats, rt_cats, op_cats = _GPU_CATS, _RUNTIME_CATS, _CPU_OP_CATS
+        """Take a batch of trace events (dicts as in the JSON). The hot loop of the analyzer:
+        everything per event is inlined; per-name work is cached."""
+        gpu_cats, rt_cats, op_cats, notes = _GPU_CATS, _RUNTIME_CATS, _CPU_OP_CATS, _ANNOTATION_CATS
         count = 0
         for event in batch:
             count += 1
@@ -163,43 +168,80 @@ class EventTable:
                 continue
             cat = event.get("cat")
             if cat in gpu_cats:
-                self._gpu(event, gpu_cats[cat])
+                role = -1 - gpu_cats[cat]
             elif cat in rt_cats:
-                self._runtime(event)
-            elif cat in op_cats or cat in _ANNOTATION_CATS:
-                self._host_op(event, cat in op_cats)
+                role = 0
+            elif cat in op_cats or cat in notes:
+                role = self._host_role(str(event.get("name", "")), cat in op_cats)
+                if role == _IGNORED:
+                    continue
+            else:
+                continue
+            ts = event["ts"]
+            ts = ts * 1000 if ts.__class__ is int else to_ns(ts)
+            dur = event.get("dur", 0)
+            dur = dur * 1000 if dur.__class__ is int else to_ns(dur)
+            end = ts + dur if dur > 0 else ts
+            if role == _CPU_OP:
+                self.cpu_ts.append(ts)
+                self.cpu_end.append(end)
+            elif role == 0:
+                self._runtime(event, ts, end)
+            elif role < 0:
+                self._gpu(event, -1 - role, ts, end)
+            else:
+                self._host_range(event, role, ts, end)
         self.events += count
 
-    def _span(self, event: Mapping[str, Any]) -> tuple[int, int]:
-        ts = event["ts"]
-        ts = ts * 1000 if ts.__class__ is int else to_ns(ts)
-        dur = event.get("dur", 0)
-        dur = dur * 1000 if dur.__class__ is int else to_ns(dur)
-        end = ts + max(dur, 0)
-        if self.first_ns is None or ts < self.first_ns:
-            self.first_ns = ts
-        if self.last_ns is None or end > self.last_ns:
-            self.last_ns = end
-        return ts, end
+    def bounds(self) -> tuple[int, int] | None:
+        """First and last moment (ns) of the events kept."""
+        starts = [min(c) for c in (self.gpu_ts, self.runtime_ts, self.cpu_ts) if len(c)]
+        ends = [max(c) for c in (self.gpu_end, self.runtime_end, self.cpu_end) if len(c)]
+        for ranges in (self.dataloader, self.comm_cpu):
+            starts += [item[0] for item in ranges]
+            ends += [item[1] for item in ranges]
+        starts += [item[1] for item in self.steps]
+        ends += [item[2] for item in self.steps]
+        return (min(starts), max(ends)) if starts else None
 
-    def _gpu(self, event: Mapping[str, Any], cat_kind: int) -> None:
-        ts, end = self._span(event)
+    def _host_role(self, name: str, is_op: bool) -> int:
+        role = self._host_names.get(name)
+        if role is None:
+            if name.startswith(_STEP_PREFIX):
+                role = _STEP
+            elif name.startswith(_DATALOADER_PREFIX):
+                role = _DATALOADER
+            elif name.startswith(_COMM_CPU_PREFIXES):
+                role = _COMM_CPU
+            else:
+                role = _CPU_OP if is_op else _IGNORED
+            if len(self._host_names) < _NAME_CACHE_LIMIT:
+                self._host_names[name] = role
+        return role
+
+    def _gpu(self, event: Mapping[str, Any], cat_kind: int, ts: int, end: int) -> None:
         args = event.get("args") or {}
         name = str(event.get("name", ""))
+        dur = end - ts
         agg = self.kernels.get(name)
         if agg is None:
-            agg = self.kernels[name] = KernelAggregate(gpu_kind(name, cat_kind), 0, 0, end - ts)
-        dur = end - ts
+            agg = self.kernels[name] = KernelAggregate(gpu_kind(name, cat_kind), 0, 0, dur, dur)
         agg.count += 1
         agg.total_ns += dur
-        agg.min_ns = min(agg.min_ns, dur)
-        agg.max_ns = max(agg.max_ns, dur)
+        if dur < agg.min_ns:
+            agg.min_ns = dur
+        elif dur > agg.max_ns:
+            agg.max_ns = dur
         self.gpu_ts.append(ts)
         self.gpu_end.append(end)
         self.gpu_kind.append(agg.kind)
-        self.gpu_stream.append(_stream(args, event.get("tid")))
-        self.gpu_corr.append(_int(args.get("correlation"), -1))
-        device = _int(args.get("device"), _int(event.get("pid"), -1))
+        stream = args.get("stream")
+        self.gpu_stream.append(stream if stream.__class__ is int else _stream(args, event))
+        corr = args.get("correlation", -1)
+        self.gpu_corr.append(corr if corr.__class__ is int else _int(corr, -1))
+        device = args.get("device")
+        if device.__class__ is not int:
+            device = _int(device, _int(event.get("pid"), -1))
         self.gpu_device[device] = self.gpu_device.get(device, 0) + 1
         if agg.kind == MEMCPY:
             self._copy(name, dur, _int(args.get("bytes"), 0))
@@ -213,37 +255,35 @@ class EventTable:
         agg.total_ns += dur
         agg.total_bytes += nbytes
 
-    def _runtime(self, event: Mapping[str, Any]) -> None:
-        ts, end = self._span(event)
-        name = str(event.get("name", ""))
+    def _runtime(self, event: Mapping[str, Any], ts: int, end: int) -> None:
+        name = event.get("name", "")
+        known = self._runtime_names.get(name)
+        if known is None:
+            text = str(name)
+            known = (1 if any(n in text for n in _LAUNCH_NAMES) else 0, sync_kind(text))
+            self._runtime_names[name] = known
         args = event.get("args") or {}
+        corr = args.get("correlation", -1)
         self.runtime_ts.append(ts)
         self.runtime_end.append(end)
-        self.runtime_corr.append(_int(args.get("correlation"), -1))
-        self.runtime_is_launch.append(1 if any(n in name for n in _LAUNCH_NAMES) else 0)
-        kind = sync_kind(name)
-        if kind is not None:
-            agg = self.syncs.get((name, kind))
+        self.runtime_corr.append(corr if corr.__class__ is int else _int(corr, -1))
+        self.runtime_is_launch.append(known[0])
+        if known[1] is not None:
+            agg = self.syncs.get((name, known[1]))
             if agg is None:
-                agg = self.syncs[(name, kind)] = CopyAggregate()
+                agg = self.syncs[(name, known[1])] = CopyAggregate()
             agg.count += 1
             agg.total_ns += end - ts
 
-    def _host_op(self, event: Mapping[str, Any], is_op: bool) -> None:
-        name = str(event.get("name", ""))
-        if name.startswith(_STEP_PREFIX):
-            ts, end = self._span(event)
-            number = _int(name[len(_STEP_PREFIX) :], -1)
+    def _host_range(self, event: Mapping[str, Any], role: int, ts: int, end: int) -> None:
+        if role == _STEP:
+            number = _int(str(event.get("name", ""))[len(_STEP_PREFIX) :], -1)
             if number >= 0:
                 self.steps.append((number, ts, end))
-        elif name.startswith(_DATALOADER_PREFIX):
-            self.dataloader.append(self._span(event))
-        elif name.startswith(_COMM_CPU_PREFIXES):
-            self.comm_cpu.append(self._span(event))
-        elif is_op:
-            ts, end = self._span(event)
-            self.cpu_ts.append(ts)
-            self.cpu_end.append(end)
+        elif role == _DATALOADER:
+            self.dataloader.append((ts, end))
+        else:
+            self.comm_cpu.append((ts, end))
 
     def _memory(self, event: Mapping[str, Any]) -> None:
         args = event.get("args") or {}
@@ -267,10 +307,11 @@ def copy_key(name: str) -> tuple[str, str]:
     return direction, memory
 
 
-def _stream(args: Mapping[str, Any], tid: Any) -> int:
+def _stream(args: Mapping[str, Any], event: Mapping[str, Any]) -> int:
     stream = args.get("stream")
     if stream is not None:
         return _int(stream, -1)
+    tid = event.get("tid")
     if isinstance(tid, str):  # legacy "stream 7"
         return _int(tid.rpartition(" ")[2], -1)
     return _int(tid, -1)
