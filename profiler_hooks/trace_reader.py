@@ -18,25 +18,28 @@ file size, the gunzipped size (gzip bombs), the size of one event and its nestin
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
-import stat
-import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from json.scanner import make_scanner
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from monitor.errors import TraceError
+from profiler_hooks.trace_files import (
+    DEFAULT_LIMITS,
+    TraceLimits,
+    TraceText,
+    file_size,
+    find_trace_files,
+    human_size,
+)
 
 __all__ = ["BATCH_EVENTS", "TraceLimits", "find_trace_files", "read_trace"]
 
 BATCH_EVENTS = 4096
 """Events per ``on_events`` call (the last batch may be shorter)."""
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # The hot path between two events: the comma, and a look at the next event's opening brace.
 _NEXT_EVENT = re.compile(r"[ \t\n\r]*,[ \t\n\r]*(?=\{)")
@@ -50,47 +53,13 @@ _TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-
 _NUMBER_STARTS = frozenset("-0123456789")
 _BATCH_CHARS = 32 * 1024**2  # a batch of long events is handed over once it holds this much
 _MAX_METADATA_KEYS = 10_000  # Kineto writes a few dozen top-level keys
-_TRACE_SUFFIXES = (".json", ".json.gz")
-
-
-@dataclass(frozen=True, slots=True)
-class TraceLimits:
-    """Safety limits for one trace file; the defaults suit real traces of any size."""
-
-    max_file_bytes: int = 4 * 1024**3  # size on disk
-    max_decoded_bytes: int = 32 * 1024**3  # bytes after gunzip (gzip bombs)
-    max_event_bytes: int = 64 * 1024**2  # one event; one metadata value; all metadata together
-    # JSON nesting inside one event / value (the event itself is 1). Real events nest under 10
-    # levels; events shorter than 2 * max_depth + 1 characters cannot break the limit and skip
-    # the check, so a generous limit keeps the check off the hot path.
-    max_depth: int = 400
-    chunk_bytes: int = 4 * 1024**2  # read size
-
-
-def find_trace_files(path: Path) -> list[Path]:
-    """``[path]`` for a file; a folder's ``*.json`` and ``*.json.gz`` files, sorted by name."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise TraceError(
-            f"{path} does not exist: give a trace file (.json or .json.gz) or a folder"
-        )
-    found = sorted(
-        p for p in path.iterdir() if p.name.lower().endswith(_TRACE_SUFFIXES) and p.is_file()
-    )
-    if not found:
-        raise TraceError(
-            f"no trace files in {path}: looked for *.json and *.json.gz (torch.profiler writes "
-            "*.pt.trace.json[.gz]); give the folder your trace handler wrote to, or one file"
-        )
-    return found
 
 
 def read_trace(
     path: Path,
     on_events: Callable[[list[dict[str, Any]]], None],
     *,
-    limits: TraceLimits = TraceLimits(),
+    limits: TraceLimits = DEFAULT_LIMITS,
     progress: Callable[[int, int], None] | None = None,
     parse_float: Callable[[str], Any] = str,
 ) -> dict[str, Any]:
@@ -102,137 +71,22 @@ def read_trace(
     ``parse_float``. A bare array (Chrome's JSON array format) gives ``{}`` as metadata and, as
     that format allows, may lack its closing ``]``. Raises :class:`TraceError` for bad input.
     """
-    file_bytes = _file_size(path, limits)
+    file_bytes = file_size(path, limits)
     try:
         raw = path.open("rb")
     except OSError as exc:
         raise TraceError(f"{path} cannot be opened ({exc.strerror}): check it") from None
     with raw:
-        text = _Text(raw, path, file_bytes, limits, progress)
+        text = TraceText(raw, path, file_bytes, limits, progress)
         return _Parser(text, limits, parse_float, on_events).document()
 
 
-def _file_size(path: Path, limits: TraceLimits) -> int:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise TraceError(f"{path} does not exist: give a trace file (.json or .json.gz)") from None
-    except OSError as exc:
-        raise TraceError(f"{path} cannot be read ({exc.strerror}): check the path") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise TraceError(f"{path} is a folder: give one trace file (find_trace_files lists them)")
-    if info.st_size > limits.max_file_bytes:
-        raise TraceError(
-            f"{path} is {_size(info.st_size)}, over the {_size(limits.max_file_bytes)} limit "
-            "(TraceLimits.max_file_bytes): record fewer steps per trace, or raise the limit"
-        )
-    if info.st_size == 0 and stat.S_ISREG(info.st_mode):
-        raise TraceError(f"{path} is empty: it was never written or was cut off; re-record it")
-    return info.st_size
-
-
-def _gunzip(raw: IO[bytes], size: int, path: Path) -> Iterator[bytes]:
-    """Decompress gzip members one after another, never more than ``size`` bytes at a time."""
-    decompressor = zlib.decompressobj(wbits=31)
-    in_member = False
-    data = b""
-    while data or (data := raw.read(max(1, size // 4))):  # gzip expands text 5-20 times
-        if not in_member:
-            data = data.lstrip(b"\0")  # zero padding between members, as gzip(1) allows
-            if not data:
-                continue
-            decompressor, in_member = zlib.decompressobj(wbits=31), True
-        try:
-            out = decompressor.decompress(data, size)
-        except zlib.error as exc:
-            raise TraceError(
-                f"{path}: the gzip data is corrupt near compressed byte {raw.tell():,} ({exc}): "
-                "copy or re-record the file"
-            ) from None
-        data = decompressor.unconsumed_tail
-        if decompressor.eof:
-            data, in_member = decompressor.unused_data, False
-        if out:
-            yield out
-    if in_member:
-        out = decompressor.flush()  # output held back by the size cap: a few bytes at most
-        if not decompressor.eof:
-            raise TraceError(
-                f"{path}: the gzip stream ends early, at compressed byte {raw.tell():,}: the file "
-                "was cut off while being written or copied; re-record or copy it again"
-            )
-        if out:
-            yield out
-
-
-class _Text:
-    """The file's text, piece by piece (gunzipped, UTF-8 checked), with byte counts."""
-
-    def __init__(
-        self,
-        raw: IO[bytes],
-        path: Path,
-        file_bytes: int,
-        limits: TraceLimits,
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        self.path, self.bytes_read = path, 0  # bytes_read: decoded bytes taken so far
-        self.gzipped = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        self._chunks = (
-            _gunzip(raw, limits.chunk_bytes, path)
-            if self.gzipped
-            else iter(lambda: raw.read(limits.chunk_bytes), b"")
-        )
-        self._raw, self._file_bytes, self._limits, self._progress = (
-            raw,
-            file_bytes,
-            limits,
-            progress,
-        )
-        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        self._done = False
-
-    def read(self) -> str | None:
-        """The next piece of text, or ``None`` at the end of the file."""
-        while not self._done:
-            try:
-                data = next(self._chunks, b"")
-            except OSError as exc:
-                raise TraceError(f"{self.path}: reading failed ({exc}): check the disk") from None
-            self._done = not data
-            start = self.bytes_read - len(self._decoder.getstate()[0])
-            self.bytes_read += len(data)
-            if self.bytes_read > self._limits.max_decoded_bytes:
-                raise TraceError(
-                    f"{self.path}: the trace decompresses to more than "
-                    f"{_size(self._limits.max_decoded_bytes)} (TraceLimits.max_decoded_bytes): "
-                    "it is probably a gzip bomb; raise the limit only for a file you trust"
-                )
-            if self._progress is not None and data:
-                self._progress(self._raw.tell(), self._file_bytes)
-            try:
-                text = self._decoder.decode(data, self._done)
-            except UnicodeDecodeError as exc:
-                raise TraceError(
-                    f"{self.path}: not UTF-8 text {self.at(start + exc.start)} ({exc.reason}): "
-                    "a JSON trace is UTF-8; the file is corrupt or not a trace"
-                ) from None
-            if text:
-                return text
-        return None
-
-    def at(self, byte: int) -> str:
-        """Where ``byte`` is, for messages."""
-        return f"at byte {byte:,}" + (" of the gunzipped text" if self.gzipped else "")
-
-
 class _Parser:
-    """A pull parser over :class:`_Text` for the top level; the C scanner does each value."""
+    """A pull parser over :class:`TraceText` for the top level; the C scanner does each value."""
 
     def __init__(
         self,
-        text: _Text,
+        text: TraceText,
         limits: TraceLimits,
         parse_float: Callable[[str], Any],
         on_events: Callable[[list[dict[str, Any]]], None],
@@ -319,7 +173,7 @@ class _Parser:
         limit = self._limits.max_event_bytes
         if self._metadata_chars > limit or len(metadata) > _MAX_METADATA_KEYS:
             raise self._error(
-                f"the top-level keys besides traceEvents hold over {_size(limit)} of text "
+                f"the top-level keys besides traceEvents hold over {human_size(limit)} of text "
                 f"(TraceLimits.max_event_bytes) or over {_MAX_METADATA_KEYS:,} keys "
                 f"({len(metadata):,} read): the file is corrupt or hostile"
             )
@@ -447,7 +301,7 @@ class _Parser:
     def _check_size(self, start: int, end: int, what: str) -> None:
         if _utf8_len(self._buf[start:end]) > self._limits.max_event_bytes:
             raise self._error(
-                f"{what} {self._at(start)} is over {_size(self._limits.max_event_bytes)} "
+                f"{what} {self._at(start)} is over {human_size(self._limits.max_event_bytes)} "
                 "(TraceLimits.max_event_bytes): the file is corrupt or hostile; raise the limit "
                 "only for a file you trust"
             )
@@ -539,10 +393,3 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def _size(n_bytes: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n_bytes >= scale:
-            return f"{n_bytes / scale:.1f} {unit}".replace(".0 ", " ")
-    return f"{n_bytes} bytes"
