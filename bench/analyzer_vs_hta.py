@@ -1,6 +1,6 @@
 """Trace analyzer vs Holistic Trace Analysis on the same traces, in one run.
 
-Each measurement runs in a fresh child process, so peak RSS (``ru_maxrss``) is that side's own.
+Each measurement runs in a fresh child process, so peak RSS (``VmHWM``) is that side's own.
 Timed: from the trace path to the numbers (HTA: parse + temporal + idle-time + kernel
 breakdowns; gpulens: ``analyze_path``, which computes all of those and more). Imports are not
 timed; the peak RSS is reported whole and as the growth above the post-import baseline.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -26,6 +25,13 @@ from common import Report, warn_if_loaded
 SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 
 
+def _peak_kb() -> int:
+    """This process's peak RSS (Linux's VmHWM; ru_maxrss would include the parent's, from
+    before exec)."""
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmHWM:")[1].split()[0])
+
+
 def child(side: str, trace: Path) -> None:
     if side == "hta":
         os.environ["HTA_DISABLE_NS_ROUNDING"] = "1"
@@ -36,7 +42,7 @@ def child(side: str, trace: Path) -> None:
         logging.disable(logging.WARNING)
         folder = Path(tempfile.mkdtemp())
         shutil.copy(trace, folder / trace.name)
-        base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base_kb = _peak_kb()
         start = time.perf_counter()
         analysis = TraceAnalysis(trace_dir=str(folder))
         frame = analysis.get_temporal_breakdown(visualize=False)
@@ -48,13 +54,13 @@ def child(side: str, trace: Path) -> None:
     else:
         from profiler_hooks.analysis import analyze_path
 
-        base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base_kb = _peak_kb()
         start = time.perf_counter()
         result = analyze_path(trace)
         wall = time.perf_counter() - start
         temporal = result.ranks[0].temporal
         idle_pct = 100 * temporal.idle_us / temporal.span_us if temporal.span_us else 0.0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = _peak_kb()
     print(json.dumps({"wall": wall, "base_kb": base_kb, "peak_kb": peak_kb, "idle": idle_pct}))
 
 

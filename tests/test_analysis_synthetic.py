@@ -50,13 +50,15 @@ def test_every_figure_matches_the_generators_truth(tmp_path: Path, float_timesta
     assert rank.overlap.communication_us * 1000 == pytest.approx(truth.nccl_time_ns, abs=1)
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking (pytest) process.
 RSS_PROBE = """
-import json, resource, sys
+import json, sys
 from profiler_hooks.analysis import analyze_path
 result = analyze_path(sys.argv[1])
 rank = result.ranks[0]
+status = open("/proc/self/status").read().split("VmHWM:")[1]
 print(json.dumps({
-    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "peak_rss_bytes": int(status.split()[0]) * 1024,
     "steps": len(rank.steps),
     "kernels": sum(k.count for k in rank.kernels if k.category != "memory"),
     "gpu_busy_us": rank.total.gpu_busy_us,
