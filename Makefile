@@ -38,6 +38,8 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/collector_cost.py
 	$(PY) bench/ingest.py
 	$(PY) bench/series_query.py
+	$(PY) bench/analyzer_vs_hta.py
+	$(PY) bench/hook_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
