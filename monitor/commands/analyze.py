@@ -13,8 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from profiler_hooks.trace_reader import find_trace_files
-
 from monitor.store import Store
 from monitor.store.engine import data_dir, resolve_url
 from monitor.version import VERSION
@@ -22,6 +20,7 @@ from profiler_hooks.analysis import analyze_path, to_json
 from profiler_hooks.analysis.model import TraceAnalysis
 from profiler_hooks.analysis.report import format_analysis
 from profiler_hooks.records import RunInfo, StepRecord, WindowRecord
+from profiler_hooks.trace_reader import find_trace_files
 
 # Files at least this big show progress on stderr while they are read.
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
