@@ -53,6 +53,7 @@ class StepRecord:
     samples: int | None = None
     tokens: int | None = None
     is_profiled: bool = False
+    pre_forward_us: float | None = None  # batch handed over -> model forward (attach(model=))
 
     @property
     def samples_per_second(self) -> float | None:

@@ -134,6 +134,8 @@ class RankAnalysis:
     peak_memory_bytes: int | None = None
     source: str | None = None
     events: int = 0
+    distributed_backend: str | None = None  # "nccl", "gloo"... from the trace's distributedInfo
+    world_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,62 @@ def _rank_json(item: RankAnalysis) -> dict[str, Any]:
         "launch": asdict(item.launch) if item.launch is not None else None,
         "overlap": asdict(item.overlap) if item.overlap is not None else None,
         "peak_memory_bytes": item.peak_memory_bytes,
+        "distributed_backend": item.distributed_backend,
+        "world_size": item.world_size,
     }
+
+
+def from_json(document: Mapping[str, Any]) -> TraceAnalysis:
+    """The inverse of :func:`to_json`. Also reads the store's window summaries, which leave out
+    ``steps`` and ``kernels`` (those have their own tables): they come back empty."""
+    return TraceAnalysis(
+        ranks=tuple(_rank_from_json(item) for item in document.get("ranks") or ()),
+        stragglers=tuple(Straggler(**item) for item in document.get("stragglers") or ()),
+        notes=tuple(document.get("notes") or ()),
+    )
+
+
+def _rank_from_json(item: Mapping[str, Any]) -> RankAnalysis:
+    def optional(cls: Any, key: str) -> Any:
+        value = item.get(key)
+        return cls(**value) if isinstance(value, Mapping) else None
+
+    return RankAnalysis(
+        rank=item["rank"],
+        device=item.get("device"),
+        device_index=item.get("device_index"),
+        compute_capability=item.get("compute_capability"),
+        device_memory_bytes=item.get("device_memory_bytes"),
+        temporal=Temporal(**_numbers(item["temporal"])),
+        idle_breakdown_us=IdleBreakdown(**_numbers(item["idle_breakdown_us"])),
+        steps=tuple(_step_from_json(step) for step in item.get("steps") or ()),
+        total=_step_from_json(item["total"]),
+        kernels=tuple(KernelStat(**kernel) for kernel in item.get("kernels") or ()),
+        memcpy=tuple(MemcpyStat(**copy) for copy in item.get("memcpy") or ()),
+        syncs=tuple(SyncStat(**sync) for sync in item.get("syncs") or ()),
+        launch=optional(LaunchStats, "launch"),
+        overlap=optional(Overlap, "overlap"),
+        peak_memory_bytes=item.get("peak_memory_bytes"),
+        source=item.get("source"),
+        events=item.get("events") or 0,
+        distributed_backend=item.get("distributed_backend"),
+        world_size=item.get("world_size"),
+    )
+
+
+def _step_from_json(step: Mapping[str, Any]) -> StepBreakdown:
+    return StepBreakdown(
+        step=step.get("step"),
+        start_us=step["start_us"],
+        duration_us=step["duration_us"],
+        breakdown_us=_numbers(step["breakdown_us"]),
+        gpu_busy_us=step["gpu_busy_us"],
+    )
+
+
+def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    # The store turns NaN into null (JSON has no NaN); it comes back as NaN.
+    return {key: float("nan") if value is None else value for key, value in values.items()}
 
 
 def _step_json(step: StepBreakdown) -> dict[str, Any]:

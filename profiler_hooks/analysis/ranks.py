@@ -48,6 +48,8 @@ def analyze_rank(
         peak_memory_bytes=table.peak_allocated_bytes,
         source=source,
         events=table.events,
+        distributed_backend=_distributed(metadata, "backend", str),
+        world_size=_distributed(metadata, "world_size", int),
     )
 
 
@@ -106,6 +108,12 @@ def _rank(metadata: Mapping[str, Any], default: int) -> int:
         if rank is not None:
             return rank
     return default
+
+
+def _distributed(metadata: Mapping[str, Any], key: str, kind: type) -> Any:
+    info = metadata.get("distributedInfo")
+    value = info.get(key) if isinstance(info, dict) else None
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 def _capability(device: Mapping[str, Any]) -> str | None:
