@@ -150,6 +150,36 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--status", metavar="STATUS", help="only runs with this status")
     runs.add_argument("--json", action="store_true", help="print JSON (see README)")
 
+    advise = verbs.add_parser(
+        "advise", help="bottlenecks of a training run, with evidence and the change to make"
+    )
+    _add_db(advise)
+    target = advise.add_mutually_exclusive_group()
+    target.add_argument("--run", metavar="ID|NAME", help="a stored run (default: the newest)")
+    target.add_argument("--trace", metavar="FILE|DIR", help="a trace file or folder of ranks")
+    advise.add_argument("--json", action="store_true", help="print JSON (see README)")
+    advise.add_argument(
+        "--no-save", action="store_true", help="do not store the findings with the run"
+    )
+    advise.add_argument(
+        "--thresholds", action="store_true", help="list the thresholds and their sources"
+    )
+    from monitor.commands.advise import add_arguments as add_advisor_arguments
+
+    add_advisor_arguments(advise)
+
+    compare = verbs.add_parser(
+        "compare", help="did the change work? run B's step time and findings against run A's"
+    )
+    compare.add_argument("run_a", metavar="RUN_A", help="the run before the change (id or name)")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run after the change (id or name)")
+    _add_db(compare)
+    compare.add_argument("--json", action="store_true", help="print JSON (see README)")
+    compare.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap confidence interval"
+    )
+    add_advisor_arguments(compare)
+
     db = verbs.add_parser("db", help="database maintenance")
     db_verbs = db.add_subparsers(dest="db_verb", required=True, metavar="VERB")
     upgrade = db_verbs.add_parser("upgrade", help="create or upgrade the gpulens schema")
@@ -187,6 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.commands import runs as runs_command
 
             return runs_command.run_runs(args)
+        if args.verb == "advise":
+            from monitor.commands import advise as advise_command
+
+            return advise_command.run_advise(args)
+        if args.verb == "compare":
+            from monitor.commands import compare as compare_command
+
+            return compare_command.run_compare(args)
         if args.verb == "db":
             from monitor.commands import db
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+from monitor.advisor.model import Finding
 from profiler_hooks.records import RunInfo
 
 
@@ -42,4 +44,23 @@ class StepBreakdownRow:
     gpu_busy_us: float
 
 
-__all__ = ["RunSummary", "StepBreakdownRow"]
+@dataclass(frozen=True, slots=True)
+class StoredFinding:
+    """An advisor finding as the store keeps it (row of ``findings``).
+
+    ``run_id`` and ``run_name`` are ``None`` for a fleet finding (one not tied to a run);
+    ``run_name`` is also ``None`` when the run's row is missing. ``created_at`` is when the
+    finding was first saved, ``updated_at`` when it was last saved again; ``status`` is
+    ``"open"`` or ``"resolved"``.
+    """
+
+    finding_id: str
+    run_id: str | None
+    run_name: str | None
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    finding: Finding
+
+
+__all__ = ["RunSummary", "StepBreakdownRow", "StoredFinding"]

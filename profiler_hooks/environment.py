@@ -92,6 +92,22 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def torch_settings() -> dict[str, Any]:
+    """The precision and cuDNN switches in force when the run starts (the advisor reads them)."""
+    import torch
+
+    try:
+        return {
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        }
+    except Exception as exc:  # a torch without one of these switches
+        log.warning("gpulens: cannot read torch's precision settings: %s", exc)
+        return {}
+
+
 def _nvml_style(properties: Any) -> str | None:
     # torch prints the CUDA UUID bare ("ffc79498-8ff3-..."); NVML prefixes it with "GPU-".
     # Torch builds from before the ``uuid`` property (2.4) give nothing.

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeAlias
 
 from profiler_hooks.analyser import describe_error
 from profiler_hooks.config import HooksConfig
-from profiler_hooks.environment import detect_environment
+from profiler_hooks.environment import detect_environment, torch_settings
 from profiler_hooks.records import RunInfo, RunStatus, WindowRecord
 from profiler_hooks.sink import EndRun, RunSink, SaveWindow, StartRun, StoreSink
 from profiler_hooks.spool import HookSpool
@@ -61,7 +61,15 @@ def describe_run(
         gpu_uuids=env.gpu_uuids,
         rank=env.rank,
         world_size=env.world_size,
-        config={**config.user_config, "gpulens": {**settings, "local_rank": env.local_rank}},
+        config={
+            **config.user_config,
+            "gpulens": {
+                **settings,
+                "local_rank": env.local_rank,
+                "pid": os.getpid(),
+                "torch": torch_settings(),
+            },
+        },
         versions=env.versions,
     )
 
@@ -99,6 +107,13 @@ class RunRecorder:
     def start(self) -> None:
         self.writer.submit(StartRun(self.info))
         self.writer.start()
+
+    def annotate(self, **settings: Any) -> None:
+        """Add ``settings`` to the run's ``"gpulens"`` config (the run row is rewritten)."""
+        config = dict(self.info.config)
+        config["gpulens"] = {**config.get("gpulens", {}), **settings}
+        self.info = dataclasses.replace(self.info, config=config)
+        self.writer.submit(StartRun(self.info))
 
     def save_trace(self, capture: TraceCapture) -> None:
         """Export the window's trace now; gzip, save and analyse it in the writer thread.

@@ -189,6 +189,7 @@ class StepSession:
             return
         self.steps_recorded += 1
         try:
+            pre_forward = self._timer.pre_forward_ns()
             step, started, duration, waited = self._timer.end(now)
             windows = self._windows
             traced = windows is not None and windows.traced(step)
@@ -205,6 +206,7 @@ class StepSession:
                     self._samples if samples is None else samples,
                     self._tokens if tokens is None else tokens,
                     traced,
+                    pre_forward,
                 )
             )
             if windows is not None:
@@ -242,6 +244,21 @@ class StepSession:
                 "use `for batch in session.wrap_dataloader(loader)` instead"
             ) from None
 
+    def watch_model(self, model: torch.nn.Module) -> None:
+        """Time each step's host work between the batch's arrival and the model's forward
+        (``pre_forward_us``: preprocessing on the training thread) with a forward pre-hook,
+        and note the model's wrapper (DataParallel, DistributedDataParallel) with the run."""
+        self._check_open()
+
+        def forwarding(_module: Any, _args: Any) -> None:
+            if not self._off:
+                self._timer.forward(perf_counter_ns())
+
+        self._undo.append(model.register_forward_pre_hook(forwarding).remove)
+        wrapper = type(model).__name__
+        if self._recorder is not None and wrapper in ("DataParallel", "DistributedDataParallel"):
+            self._recorder.annotate(model_wrapper=wrapper)
+
     @property
     def recorder(self) -> RunRecorder | None:
         """The run's writer while recording (trace handlers inside the session use it)."""
@@ -260,7 +277,7 @@ class StepSession:
 
     def _waited(self, waited_ns: int) -> None:
         if not self._off:
-            self._timer.add_wait(waited_ns)
+            self._timer.add_wait(waited_ns, perf_counter_ns())
 
     def _step_while_off(self) -> None:
         if self._state == "open":
@@ -344,11 +361,13 @@ def attach(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     dataloader: Iterable[Any] | None = None,
+    model: torch.nn.Module | None = None,
     run_name: str | None = None,
     **options: Any,
 ) -> StepSession:
     """Record a training loop without editing it: a step per ``optimizer.step()``, and the
-    DataLoader's waits timed on every pass over ``dataloader``. ``options`` are those of
+    DataLoader's waits timed on every pass over ``dataloader``, and (``model``) the host time
+    from each batch's arrival to the forward call. ``options`` are those of
     :func:`profile_steps`. The session ends at ``session.close()`` or when the interpreter
     exits ("failed" after an uncaught exception, "interrupted" after Ctrl-C)."""
     session = profile_steps(run_name, **options).start()
@@ -357,6 +376,8 @@ def attach(
             session.attach_optimizer(optimizer)
         if dataloader is not None:
             session.attach_dataloader(dataloader)
+        if model is not None:
+            session.watch_model(model)
     except BaseException:
         session.close("failed")
         raise

@@ -72,7 +72,14 @@ class StoreSink:
         self.store().start_run(info)
 
     def end_run(self, run_id: str, ended_at: datetime, status: RunStatus) -> None:
-        self.store().end_run(run_id, ended_at, status)
+        store = self.store()
+        store.end_run(run_id, ended_at, status)
+        from monitor.advisor.gather import refresh_findings
+
+        try:  # the run's findings, for the dashboard; `gpulens advise` can always redo them
+            refresh_findings(store, run_id)
+        except Exception as exc:
+            log.warning("gpulens: cannot store the advisor's findings for the run: %s", exc)
 
     def write_steps(self, steps: Sequence[StepRecord]) -> int:
         return self.store().write_steps(steps)

@@ -27,6 +27,7 @@ RawStep: TypeAlias = tuple[
     int | None,  # samples
     int | None,  # tokens
     bool,  # traced by a profiler window
+    int | None,  # batch handed over -> first forward call, ns (attach(model=))
 ]
 """What the training thread hands the writer: a plain tuple, the cheapest thing to build."""
 
@@ -36,12 +37,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 class StepTimer:
     """Boundaries and DataLoader wait of consecutive steps, from ``perf_counter_ns`` values."""
 
-    __slots__ = ("_start_ns", "_wait_ns", "step")
+    __slots__ = ("_forward_ns", "_ready_ns", "_start_ns", "_wait_ns", "step")
 
     def __init__(self, now_ns: int, first_step: int = 0) -> None:
         self.step = first_step
         self._start_ns = now_ns
         self._wait_ns: int | None = None
+        self._ready_ns: int | None = None  # the batch was handed over
+        self._forward_ns: int | None = None  # the model's first forward call in this step
 
     @property
     def started_ns(self) -> int:
@@ -53,16 +56,32 @@ class StepTimer:
         time since the last step, an evaluation or a checkpoint, belongs to no step)."""
         self._start_ns = now_ns
         self._wait_ns = None
+        self._ready_ns = self._forward_ns = None
 
-    def add_wait(self, waited_ns: int) -> None:
-        """``waited_ns`` more spent blocked on the DataLoader within the current step."""
+    def add_wait(self, waited_ns: int, ready_ns: int | None = None) -> None:
+        """``waited_ns`` more spent blocked on the DataLoader within the current step; the
+        batch arrived at ``ready_ns``."""
         self._wait_ns = waited_ns if self._wait_ns is None else self._wait_ns + waited_ns
+        if self._forward_ns is None and ready_ns is not None:
+            self._ready_ns = ready_ns
+
+    def forward(self, now_ns: int) -> None:
+        """The model's forward was called (the first call of the step counts)."""
+        if self._forward_ns is None:
+            self._forward_ns = now_ns
+
+    def pre_forward_ns(self) -> int | None:
+        """From the batch's arrival (or the step's start) to the first forward call."""
+        if self._forward_ns is None:
+            return None
+        return max(self._forward_ns - (self._ready_ns or self._start_ns), 0)
 
     def begin(self, now_ns: int) -> None:
         """The batch is in hand: the time since the step started was spent waiting for it
         (unless a wait was measured more closely already)."""
         if self._wait_ns is None:
             self._wait_ns = now_ns - self._start_ns
+            self._ready_ns = now_ns
 
     def end(self, now_ns: int) -> tuple[int, int, int, int | None]:
         """Close the current step: ``(step, started_ns, duration_ns, wait_ns)``."""
@@ -70,6 +89,7 @@ class StepTimer:
         self.step += 1
         self._start_ns = now_ns
         self._wait_ns = None
+        self._ready_ns = self._forward_ns = None
         return result
 
 
@@ -86,7 +106,10 @@ class WallClock:
 
 
 def step_record(raw: RawStep, run_id: str, clock: WallClock) -> StepRecord:
-    step, start_ns, duration_ns, wait_ns, allocated, reserved, peak, samples, tokens, traced = raw
+    step, start_ns, duration_ns, wait_ns, allocated, reserved, peak, samples, tokens, traced = raw[
+        :10
+    ]
+    pre_forward_ns = raw[10] if len(raw) > 10 else None
     return StepRecord(
         run_id=run_id,
         step=step,
@@ -99,6 +122,7 @@ def step_record(raw: RawStep, run_id: str, clock: WallClock) -> StepRecord:
         samples=samples,
         tokens=tokens,
         is_profiled=traced,
+        pre_forward_us=None if pre_forward_ns is None else pre_forward_ns / 1e3,
     )
 
 

@@ -83,7 +83,7 @@ class RecordingSink:
 
 
 def raw(step: int) -> RawStep:
-    return (step, step * 1_000_000, 900_000, 100_000, None, None, None, 8, None, False)
+    return (step, step * 1_000_000, 900_000, 100_000, None, None, None, 8, None, False, None)
 
 
 def make_writer(sink: RecordingSink, tmp_path: Path, **options: Any) -> BackgroundWriter:

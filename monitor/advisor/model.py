@@ -18,7 +18,6 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 Confidence: TypeAlias = Literal["low", "medium", "high"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What a finding concerns: a run (and rank), a range of steps and time, a GPU, kernels."""
@@ -54,14 +53,14 @@ class Gain:
 
 @dataclass(frozen=True, slots=True)
 class Waste:
-    """What the bottleneck costs per 1,000 steps: GPU time, energy and (with a price) money.
+    """What the bottleneck costs per 1,000 steps: time, energy and (with a price) money.
 
     ``power_watts`` is the power the estimate assumes and ``power_source`` where it comes from
     (``"telemetry"``: the run's mean measured power; ``"power_limit"``: the GPU's limit, an upper
     bound). Energy and cost are ``None`` when no power figure is known (CPU runs, no collector).
     """
 
-    gpu_seconds_per_1000_steps: float
+    seconds_per_1000_steps: float  # wall time lost per 1,000 steps
     gpus: int
     power_watts: float | None = None
     power_source: str | None = None
@@ -109,7 +108,7 @@ def amdahl(time_fraction: float) -> float:
 
 
 def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1  # type: ignore[arg-type]
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
 
 
 def importance(finding: Finding) -> tuple[int, int, float]:

@@ -30,7 +30,8 @@ class StepSplit:
 
 
 def split_warmup(steps: Sequence[StepRecord], thresholds: Thresholds) -> StepSplit:
-    """Leading steps over ``warmup_factor`` x the median of the later steps are warm-up."""
+    """The leading run of steps over ``warmup_factor`` x the median of the later steps is
+    warm-up (a slow step after a normal one is not: it belongs to the run's tail)."""
     ordered = sorted(steps, key=lambda step: step.step)
     if len(ordered) < 3:
         return StepSplit((), tuple(ordered))
@@ -38,9 +39,8 @@ def split_warmup(steps: Sequence[StepRecord], thresholds: Thresholds) -> StepSpl
     factor = thresholds.value("steps.warmup_factor")
     reference = median([step.duration_us for step in ordered[limit:]])
     count = 0
-    for index, step in enumerate(ordered[:limit]):
-        if step.duration_us > factor * reference:
-            count = index + 1
+    while count < limit and ordered[count].duration_us > factor * reference:
+        count += 1
     return StepSplit(tuple(ordered[:count]), tuple(ordered[count:]))
 
 

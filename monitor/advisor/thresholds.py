@@ -28,6 +28,8 @@ class Threshold:
 
 
 THRESHOLDS: tuple[Threshold, ...] = (
+    Threshold("advisor.min_gain_percent", 1, "%",
+              "a finding worth less of the step than this is info, not a warning", _GPULENS),
     Threshold("input.dataloader_warning_percent", 5, "%", "DataLoader wait per step, warning",
               f"{_TB}: DataLoader over 5% of step time"),
     Threshold("input.dataloader_critical_percent", 20, "%", "DataLoader wait per step, critical",

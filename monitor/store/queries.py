@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.metrics import METRICS_BY_NAME, MetricSpec, rollup_column
@@ -183,3 +183,60 @@ def processes_at(
 def list_collectors(conn: Connection) -> list[CollectorStatus]:
     rows = conn.execute(select(collectors).order_by(collectors.c.host))
     return [_record(CollectorStatus, row) for row in rows]
+
+
+def list_samples(
+    conn: Connection, uuid: str, start: datetime, end: datetime, *, limit: int = 50_000
+) -> list[GpuSample]:
+    """Raw samples of ``uuid`` with ``start <= ts < end`` in time order; where more than
+    ``limit`` match, exactly ``limit`` of them spread evenly over the matches (the first
+    included), chosen in SQL."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    table = gpu_samples
+    ranked = (
+        select(
+            table,
+            (func.row_number().over(order_by=table.c.ts) - 1).label("position"),
+            func.count().over().label("matches"),
+        )
+        .where(and_(table.c.uuid == uuid, table.c.ts >= start, table.c.ts < end))
+        .subquery()
+    )
+    # Row i is kept when floor(i * limit / n) steps up at i: exactly `limit` rows, evenly
+    # spaced, in integer arithmetic both backends do alike.
+    kept = or_(
+        ranked.c.matches <= limit,
+        (ranked.c.position * limit) % ranked.c.matches < limit,
+    )
+    query = select(ranked).where(kept).order_by(ranked.c.ts)
+    return [_record(GpuSample, row) for row in conn.execute(query)]
+
+
+def process_spans(
+    conn: Connection, uuid: str, start: datetime, end: datetime
+) -> list[ProcessSample]:
+    """One row per pid seen on ``uuid`` in ``[start, end)``: its sample with the most used
+    memory (the latest of equals), with ``ts`` the last time the pid was seen; most memory
+    first (unknown memory last), then pid."""
+    table = process_samples
+    ranked = (
+        select(
+            table,
+            func.row_number()
+            .over(
+                partition_by=table.c.pid,
+                order_by=(table.c.used_memory_bytes.desc().nulls_last(), table.c.ts.desc()),
+            )
+            .label("position"),
+            func.max(table.c.ts).over(partition_by=table.c.pid).label("last_seen"),
+        )
+        .where(and_(table.c.uuid == uuid, table.c.ts >= start, table.c.ts < end))
+        .subquery()
+    )
+    query = (
+        select(ranked)
+        .where(ranked.c.position == 1)
+        .order_by(ranked.c.used_memory_bytes.desc().nulls_last(), ranked.c.pid)
+    )
+    return [_record(ProcessSample, row, ts="last_seen") for row in conn.execute(query)]

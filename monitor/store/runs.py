@@ -38,6 +38,12 @@ from profiler_hooks.records import RunInfo, RunStatus, StepRecord
 _STEP_FIELDS = tuple(f.name for f in dataclasses.fields(StepRecord))
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
 
+# Steps are written and read field by field (pre_forward_us and any later field included), so
+# a StepRecord field without its column, or the reverse, must fail at import, not at a write.
+_STEP_COLUMNS = {column.name for column in run_steps.columns}
+if set(_STEP_FIELDS) != _STEP_COLUMNS or _STEP_FIELDS[:2] != ("run_id", "step"):
+    raise AssertionError("StepRecord fields do not match the run_steps columns")
+
 
 # -- writing ---------------------------------------------------------------------------------
 

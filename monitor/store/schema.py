@@ -265,6 +265,7 @@ run_steps = Table(
     Column("samples", BigInteger),
     Column("tokens", BigInteger),
     Column("is_profiled", Boolean, nullable=False),
+    Column("pre_forward_us", Float),  # since revision 0003
     Index(None, "run_id", "started_at"),
 )
 
@@ -319,4 +320,31 @@ kernel_stats = Table(
     Column("tensor_core", Boolean, nullable=False),
     PrimaryKeyConstraint("window_id", "rank", "name_sha1"),
     Index(None, "run_id"),
+)
+
+
+# -- advisor findings ------------------------------------------------------------------------
+# Written and read in :mod:`monitor.store.findings`. A finding of a run has its ``run_id``; a
+# fleet finding (idle GPUs, a host's throttling) has none. The whole finding is ``document``
+# (``finding_to_json``); the other columns are what queries filter and rank on.
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("finding_id", String(40), primary_key=True),  # SHA-1 hex, see findings.finding_id
+    Column("run_id", String(32)),
+    Column("rank", Integer),
+    Column("host", String(255)),
+    Column("gpu_uuid", String(96)),
+    Column("rule", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("time_fraction", Float, nullable=False),
+    Column("wasted_gpu_hours", Float),
+    Column("status", String(16), nullable=False),  # open / resolved
+    Column("document", JSON_DOCUMENT, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "run_id"),
+    Index(None, "status", "wasted_gpu_hours"),
 )

@@ -13,17 +13,20 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from monitor.advisor.model import Finding
 from monitor.errors import SchemaOutOfDate
 from monitor.records import (
     CollectorStatus,
     Event,
     GpuInfo,
+    GpuSample,
     LatestGpu,
     ProcessSample,
     Record,
 )
 from monitor.resolution import DEFAULT_MAX_POINTS, RetentionPolicy, Series
-from monitor.run_views import RunSummary, StepBreakdownRow
+from monitor.run_views import RunSummary, StepBreakdownRow, StoredFinding
+from monitor.store import findings as finding_sql
 from monitor.store import maintenance, migrate, queries
 from monitor.store import runs as run_sql
 from monitor.store import windows as window_sql
@@ -140,6 +143,20 @@ class Store:
         with translate_errors(self.engine), self.engine.connect() as conn:
             return queries.list_collectors(conn)
 
+    def samples(
+        self, uuid: str, start: datetime, end: datetime, *, limit: int = 50_000
+    ) -> list[GpuSample]:
+        """Raw samples of GPU ``uuid`` with ``start <= ts < end`` in time order; where more
+        match, ``limit`` of them spread evenly over the range."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return queries.list_samples(conn, uuid, start, end, limit=limit)
+
+    def process_spans(self, uuid: str, start: datetime, end: datetime) -> list[ProcessSample]:
+        """One sample per pid seen on GPU ``uuid`` in ``[start, end)``: its peak-memory sample
+        with ``ts`` set to the last time the pid was seen; most memory first."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return queries.process_spans(conn, uuid, start, end)
+
     # -- training runs (SQL in monitor.store.runs) ------------------------------------------
     # Writes raise ``StoreUnavailable`` when the database cannot be reached and ``ValueError``
     # for an unknown run or window id, or a string longer than its column.
@@ -228,6 +245,44 @@ class Store:
         """Runs listing GPU ``uuid`` that overlap ``[start, end)`` (no ``ended_at``: running)."""
         with translate_errors(self.engine), self.engine.connect() as conn:
             return run_sql.runs_on_gpu(conn, uuid, start, end)
+
+    # -- advisor findings (SQL in monitor.store.findings) -------------------------------------
+
+    def save_findings(
+        self,
+        run_id: str | None,
+        findings: Sequence[Finding],
+        *,
+        at: datetime,
+        host: str | None = None,
+    ) -> None:
+        """In one transaction, replace every finding of run ``run_id`` (``None``: every fleet
+        finding of ``host``, or of all hosts when ``host`` is ``None``) with ``findings``.
+
+        Saved findings are ``open`` and updated ``at``; one saved again (same run, rank, rule,
+        GPU and place among its likes) keeps its id and ``created_at``. NaN and infinities in
+        the JSON document are stored as null. Raises ``ValueError`` for a string longer than
+        its column or a finding whose scope names another run or host.
+        """
+        with translate_errors(self.engine), self.engine.begin() as conn:
+            finding_sql.save_findings(conn, run_id, findings, at=at, host=host)
+
+    def findings(
+        self,
+        *,
+        run_id: str | None = None,
+        status: str | None = "open",
+        min_severity: str | None = None,
+        limit: int = 500,
+    ) -> list[StoredFinding]:
+        """With ``run_id``: that run's findings, critical first, then the larger share of step
+        time. Without: every finding (runs and fleet) by wasted GPU hours (unknown last), then
+        severity and share of step time. ``status=None`` and ``min_severity=None`` filter
+        nothing."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return finding_sql.list_findings(
+                conn, run_id=run_id, status=status, min_severity=min_severity, limit=limit
+            )
 
 
 __all__ = ["LatestGpu", "SchemaOutOfDate", "Store"]

@@ -47,6 +47,19 @@ TENSOR_CORE_NAME = re.compile(
     re.IGNORECASE,
 )
 
+# cuBLAS's FP32 GEMMs share the xmma/cutlass families' names but run on the CUDA cores
+# ("sm90_xmma_gemm_f32f32_f32f32_f32_tn_n...", "ampere_sgemm_128x64_nn"); TF32 ones say "tf32".
+FP32_SIMT_NAME = re.compile(r"sgemm|f32f32_f32f32_f32|_s1688gemm_fp32|gemm_fp32", re.IGNORECASE)
+
+
+def is_tensor_core_kernel(name: str) -> bool:
+    """Whether a kernel's name says it runs on tensor cores (the TensorBoard plugin's and
+    NVIDIA's naming patterns), FP32 CUDA-core GEMMs excluded."""
+    if not TENSOR_CORE_NAME.search(name):
+        return False
+    return "tf32" in name.lower() or not FP32_SIMT_NAME.search(name)
+
+
 _COMM_CPU_PREFIXES = ("nccl:", "gloo:", "c10d::", "record_param_comms", "mpi:")
 _DATALOADER_PREFIX = "enumerate(DataLoader)"
 _STEP_PREFIX = "ProfilerStep#"

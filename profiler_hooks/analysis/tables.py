@@ -6,8 +6,8 @@ from profiler_hooks.analysis.events import (
     COMMUNICATION,
     MEMCPY,
     MEMSET,
-    TENSOR_CORE_NAME,
     EventTable,
+    is_tensor_core_kernel,
 )
 from profiler_hooks.analysis.model import KernelCategory, KernelStat, MemcpyStat, SyncStat
 
@@ -26,7 +26,7 @@ def kernel_table(table: EventTable) -> tuple[KernelStat, ...]:
                 mean_us=agg.total_ns / agg.count / 1000,
                 min_us=agg.min_ns / 1000,
                 max_us=agg.max_ns / 1000,
-                tensor_core=category == "computation" and bool(TENSOR_CORE_NAME.search(name)),
+                tensor_core=category == "computation" and is_tensor_core_kernel(name),
             )
         )
     rows.sort(key=lambda row: (-row.total_us, row.name))
