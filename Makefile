@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 RUN_ARGS ?= --simulate-if-no-driver 4 --metrics-port 9400
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench gpu-check clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/series_query.py
 	$(PY) bench/analyzer_vs_hta.py
 	$(PY) bench/hook_overhead.py
+
+# The seeded-bottleneck suite on CUDA: writes bench/results/detection_cuda.md (needs a GPU).
+gpu-check: $(VENV)/.dev-installed
+	$(PY) bench/gpu_check.py --device cuda
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

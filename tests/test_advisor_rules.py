@@ -234,11 +234,28 @@ def test_a_straggler_explains_the_others_communication_time() -> None:
     assert straggler.evidence["median_busy_us_of_others"] == pytest.approx(55_000.0)
     assert straggler.expected_gain is not None
     assert straggler.expected_gain.time_fraction == pytest.approx(0.43)
-    assert by_rule(findings, "communication").explained_by == "straggler"
+    # rank 0's 45 % communication is waiting for rank 1, not transfer (rank 1 waits 2 %)
+    assert "communication" not in rules_of(findings)
     balanced = dataclasses.replace(
         evidence, peers=(peers[0], dataclasses.replace(peers[1], wait_us=44_000.0))
     )
     assert "straggler" not in rules_of(advise(balanced))
+
+
+def test_communication_every_rank_pays_is_a_finding() -> None:
+    peers = (PeerRank(0, 100_000.0, 40_000.0), PeerRank(1, 100_000.0, 36_000.0))
+    evidence = RunEvidence(
+        run=dataclasses.replace(RUN, world_size=2),
+        breakdowns=rows(5, shares={"kernel": 0.55, "communication": 0.40}),
+        traces=(trace(distributed_backend="nccl", overlap=Overlap(45_000.0, 5_000.0, 11.1)),),
+        peers=peers,
+    )
+    finding = by_rule(advise(evidence), "communication")
+    assert finding.evidence["communication_percent_of_step"] == pytest.approx(36.0)
+    assert finding.evidence["waiting_for_other_ranks_percent"] == pytest.approx(4.0)
+    assert finding.evidence["comm_overlapped_by_compute_percent"] == pytest.approx(11.11, abs=0.01)
+    assert any("overlap" in line for line in finding.advice)
+    assert "straggler" not in rules_of(advise(evidence))
 
 
 def test_distributed_setup_problems() -> None:
@@ -260,7 +277,7 @@ def test_a_long_tail_and_a_drift_over_the_run() -> None:
 
 
 def _telemetry_run(throttled_steps: set[int]) -> RunEvidence:
-    run_steps = steps(60, lambda n: 300_000.0 if n in throttled_steps else 100_000.0)
+    run_steps = steps(120, lambda n: 300_000.0 if n in throttled_steps else 100_000.0)
     samples = []
     for step in run_steps:
         is_slow = step.step in throttled_steps
@@ -291,7 +308,7 @@ def test_slow_steps_that_coincide_with_throttling() -> None:
 def test_a_neighbour_process_and_xid_errors_are_causes_too() -> None:
     evidence = _telemetry_run(set())
     slow = {10, 25, 40}
-    run_steps = steps(60, lambda n: 300_000.0 if n in slow else 100_000.0)
+    run_steps = steps(120, lambda n: 300_000.0 if n in slow else 100_000.0)
     xids = tuple(
         Event(f"x{n}", s.started_at + timedelta(milliseconds=50), "h1", "xid", "GPU-a", 79.0)
         for n, s in enumerate(run_steps)

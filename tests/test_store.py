@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -169,3 +170,24 @@ def test_reading_an_unmigrated_database_says_what_to_run(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     with pytest.raises(SchemaOutOfDate, match="gpulens db upgrade"):
         Store.open(url, upgrade=False)
+
+
+def _open_and_close(url: str) -> None:
+    Store.open(url).close()
+
+
+def test_processes_creating_one_sqlite_store_at_once_take_turns(tmp_path: Path) -> None:
+    # The ranks of a distributed job open a fresh store together; without the lock file two
+    # of them ran the first migration at once ("table ... already exists").
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_open_and_close, args=(url,)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    store = Store.open(url, upgrade=False)  # at head, or this raises SchemaOutOfDate
+    store.close()

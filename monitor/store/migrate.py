@@ -6,6 +6,9 @@ themselves; commands that only read call :func:`check` and say what to run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -43,11 +46,27 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (default: the newest)."""
-    with translate_errors(engine), engine.begin() as conn:
+    """Bring the database to ``revision`` (default: the newest). Processes that upgrade the
+    same database at once take turns (a Postgres advisory lock; a lock file beside a SQLite
+    file), so the schema is created once: the ranks of one job all open the store together."""
+    with _sqlite_file_lock(engine), translate_errors(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
         command.upgrade(alembic_config(conn), revision)
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check(engine: Engine) -> None:

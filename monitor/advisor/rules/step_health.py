@@ -54,7 +54,9 @@ def check_variance(
     evidence: RunEvidence, measures: Measures, thresholds: Thresholds
 ) -> list[Finding]:
     """p99 over p50 of the steady step times above 1.5."""
-    durations = measures.split.durations_us
+    # Traced steps carry the profiler's overhead: they would make the tail, not reveal one.
+    untraced = [step for step in measures.split.steady if not step.is_profiled]
+    durations = [step.duration_us for step in untraced]
     if len(durations) < thresholds.value("steps.min_steps"):
         return []
     p50, p99 = percentile(durations, 50), percentile(durations, 99)
@@ -62,7 +64,7 @@ def check_variance(
     if ratio <= thresholds.value("steps.tail_ratio"):
         return []
     mean_us = math.fsum(durations) / len(durations)
-    slow = sorted(measures.split.steady, key=lambda step: -step.duration_us)[:10]
+    slow = sorted(untraced, key=lambda step: -step.duration_us)[:10]
     return [
         Finding(
             rule="step_variance",
@@ -98,8 +100,8 @@ def check_variance(
 
 def check_drift(evidence: RunEvidence, measures: Measures, thresholds: Thresholds) -> list[Finding]:
     """The last quarter's median step over the first quarter's by more than 15 %."""
-    steady = measures.split.steady
-    if len(steady) < max(thresholds.value("steps.min_steps"), 8):
+    steady = [step for step in measures.split.steady if not step.is_profiled]
+    if len(steady) < thresholds.value("steps.min_steps"):
         return []
     quarter = len(steady) // 4
     first = median([step.duration_us for step in steady[:quarter]])

@@ -1,0 +1,1 @@
+"""Runnable examples of gpulens in use (not installed with the package)."""
