@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from monitor.advisor.evidence import RunEvidence
 from monitor.advisor.measures import Measures, measure
 from monitor.advisor.model import Finding, Waste, rank_findings, severity_rank
-from monitor.advisor.rules import RULES
+from monitor.advisor.rules.catalog import RULES
 from monitor.advisor.thresholds import Thresholds
 
 # symptom rule -> the rules whose findings explain it, most specific first
