@@ -86,9 +86,9 @@ def test_core_modules_import_no_adapter_library(module: str) -> None:
     roots = {name.split(".")[0] for name in imported}
     assert roots.isdisjoint(ADAPTER_LIBRARIES), roots & ADAPTER_LIBRARIES
     inner = {n for n in imported if n.split(".")[0] in ("monitor", "profiler_hooks", "dashboard")}
-    allowed = {
-        m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for m in CORE
-    } | {"profiler_hooks.analysis"}
+    allowed = {m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for m in CORE} | {
+        "profiler_hooks.analysis"
+    }
     assert inner <= allowed, inner - allowed
 
 
