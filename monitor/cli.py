@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     target = advise.add_mutually_exclusive_group()
     target.add_argument("--run", metavar="ID|NAME", help="a stored run (default: the newest)")
     target.add_argument("--trace", metavar="FILE|DIR", help="a trace file or folder of ranks")
+    target.add_argument(
+        "--fleet", action="store_true", help="every GPU: idle while its processes hold memory"
+    )
     advise.add_argument("--json", action="store_true", help="print JSON (see README)")
     advise.add_argument(
         "--no-save", action="store_true", help="do not store the findings with the run"

@@ -158,3 +158,43 @@ def test_advise_lists_its_thresholds(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "input.dataloader_warning_percent" in done.stdout
     assert "torch_tb_profiler" in done.stdout
+
+
+def test_advise_fleet_finds_idle_gpus_holding_memory(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.records import GpuInfo, GpuSample, ProcessSample
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    now = datetime.now(timezone.utc)
+    store = Store.open(db)
+    try:
+        records: list[object] = [
+            GpuInfo(u, "node1", now, i, "H100", False, memory_total_bytes=80 * 1024**3)
+            for i, u in enumerate(("GPU-idle", "GPU-busy"))
+        ]
+        for minute in range(40, -1, -1):
+            ts = now - timedelta(minutes=minute)
+            for uuid, util in (("GPU-idle", 0.0), ("GPU-busy", 90.0)):
+                records.append(
+                    GpuSample(uuid, "node1", ts, utilization_gpu_percent=util,
+                              memory_used_bytes=20 * 1024**3, power_watts=65.0)
+                )  # fmt: skip
+        records.append(ProcessSample("GPU-idle", "node1", now, pid=9, name="python notebook"))
+        store.write(records)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    done = gpulens(tmp_path, "advise", "--fleet", "--db", db, "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["subject"] == {"fleet": True, "gpus": 2, "hosts": 1}
+    (finding,) = document["findings"]
+    assert finding["rule"] == "idle_allocated"
+    assert finding["scope"]["gpu_uuid"] == "GPU-idle"
+    assert finding["evidence"]["processes"][0]["name"] == "python notebook"
+    store = Store.open(db)
+    try:
+        (stored,) = store.findings()
+        assert stored.run_id is None and stored.finding.scope.host == "node1"
+    finally:
+        store.close()

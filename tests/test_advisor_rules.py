@@ -383,3 +383,43 @@ def test_amdahl_bounds() -> None:
     assert amdahl(0.5) == pytest.approx(2.0)
     assert amdahl(1.0) == pytest.approx(100.0)  # capped: nothing is free
     assert Gain(0.2, "x").max_speedup == pytest.approx(1.25)
+
+
+def _fleet(now_minutes: int, util: float, used_gib: float, uuid: str = "GPU-a") -> list[GpuSample]:
+    return [
+        GpuSample(
+            uuid,
+            "h1",
+            T0 + timedelta(minutes=minute),
+            utilization_gpu_percent=util,
+            memory_used_bytes=int(used_gib * GIB),
+            power_watts=70.0,
+        )
+        for minute in range(now_minutes + 1)
+    ]
+
+
+def test_fleet_gpus_idle_while_holding_memory() -> None:
+    from monitor.advisor.fleet import idle_allocated
+
+    gpus = [
+        GpuInfo("GPU-a", "h1", T0, 0, "H100", False, memory_total_bytes=80 * GIB),
+        GpuInfo("GPU-b", "h1", T0, 1, "H100", False, memory_total_bytes=80 * GIB),
+        GpuInfo("GPU-c", "h1", T0, 2, "H100", False, memory_total_bytes=80 * GIB),
+    ]
+    samples = {
+        "GPU-a": _fleet(40, 0.0, 30.0),  # idle, holding 30 GiB
+        "GPU-b": _fleet(40, 85.0, 30.0, "GPU-b"),  # busy
+        "GPU-c": _fleet(40, 0.0, 0.5, "GPU-c"),  # idle and empty
+    }
+    holder = ProcessSample("GPU-a", "h1", T0, pid=77, name="jupyter", used_memory_bytes=30 * GIB)
+    now = T0 + timedelta(minutes=40)
+    (finding,) = idle_allocated(gpus, samples, {"GPU-a": [holder]}, now, Thresholds())
+    assert finding.rule == "idle_allocated" and finding.scope.gpu_uuid == "GPU-a"
+    assert finding.evidence["held_memory_bytes"] == 30 * GIB
+    assert finding.evidence["processes"][0]["name"] == "jupyter"
+    assert finding.evidence["idle_minutes"] == pytest.approx(30.0)
+    assert finding.waste is not None and finding.waste.gpu_hours_total == pytest.approx(0.5)
+    # a GPU seen for only part of the window is not judged
+    short = {"GPU-a": _fleet(40, 0.0, 30.0)[-10:]}
+    assert idle_allocated(gpus[:1], short, {}, now, Thresholds()) == []

@@ -61,3 +61,24 @@ def test_the_gpu_only_cases_are_declared() -> None:
 
 def test_suite_runs_from_the_repository_root() -> None:
     assert (Path(__file__).resolve().parent.parent / "examples" / "bottlenecks").is_dir()
+
+
+def test_the_hooks_store_each_runs_findings_when_it_ends(suite_store: Store) -> None:
+    name = "starved_dataloader-bottleneck"
+    (run,) = [r for r in suite_store.runs(name_like=name) if r.name == name]
+    stored = suite_store.findings(run_id=run.run_id)
+    assert stored[0].finding.rule == "input_pipeline"
+    assert stored[0].run_name == name
+
+
+def test_batch_to_forward_time_is_recorded_with_watch_model(suite_store: Store) -> None:
+    times = {}
+    for variant in VARIANTS:
+        name = f"cpu_preprocessing-{variant}"
+        (run,) = [r for r in suite_store.runs(name_like=name) if r.name == name]
+        steps = suite_store.steps(run.run_id)[10:]
+        shares = [s.pre_forward_us / s.duration_us for s in steps if s.pre_forward_us is not None]
+        assert len(shares) == len(steps)
+        times[variant] = sorted(shares)[len(shares) // 2]
+    assert times["bottleneck"] > 0.3
+    assert times["clean"] < 0.05

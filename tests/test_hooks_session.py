@@ -210,6 +210,37 @@ def test_attach_records_an_unchanged_loop(tmp_path: Path) -> None:
     assert sink.names()[-1] == "end_run" and sink.calls[-1][1][1] == "finished"
 
 
+def test_attach_with_a_model_times_the_batch_to_forward_gap(tmp_path: Path) -> None:
+    model, optimizer = tiny_model()
+    loader = DataLoader(SleepyDataset(6), batch_size=BATCH)
+    sink = RecordingSink()
+    session = profiler_hooks.attach(
+        optimizer=optimizer, dataloader=loader, model=model, sink=sink, trace_dir=tmp_path,
+        profile=False,
+    )  # fmt: skip
+    for x, y in loader:
+        time.sleep(SLEEP_S)  # "preprocessing" between the batch's arrival and the forward
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        model(x)  # a second forward in the step (e.g. an EMA model) does not move the mark
+        optimizer.step()
+    session.close()
+    assert len(sink.steps) == len(loader)
+    for step in sink.steps:
+        assert step.pre_forward_us is not None
+        assert SLEEP_S * 1e6 <= step.pre_forward_us < step.duration_us - step.dataloader_wait_us
+    settings = sink.calls[0][1].config["gpulens"]
+    assert settings["pid"] > 0 and "float32_matmul_precision" in settings["torch"]
+    assert "model_wrapper" not in settings  # a plain module, neither DataParallel nor DDP
+
+
+def test_steps_without_a_watched_model_have_no_batch_to_forward_time(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    with profiler_hooks.profile_steps(sink=sink, trace_dir=tmp_path, profile=False) as session:
+        session.step()
+    assert sink.steps[0].pre_forward_us is None
+
+
 @pytest.mark.parametrize(("ending", "status"), [("pass", "finished"), ("1 / 0", "failed")])
 def test_attach_ends_the_run_at_interpreter_exit(
     tmp_path: Path, db_url: str, ending: str, status: str

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from monitor.advisor.engine import AdvisorSettings, advise
+from monitor.advisor.fleet import idle_allocated
 from monitor.advisor.gather import evidence_from_trace, gather_run
 from monitor.advisor.model import Finding, rank_findings
 from monitor.advisor.report import advice_to_json, render_advice, render_thresholds
@@ -57,6 +58,8 @@ def run_advise(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.trace is not None:
         findings, subject = _advise_trace(args.trace, settings)
+    elif args.fleet:
+        findings, subject = _advise_fleet(args, settings)
     else:
         findings, subject = _advise_store(args, settings)
     if args.json:
@@ -77,6 +80,28 @@ def _advise_trace(path: str, settings: AdvisorSettings) -> tuple[list[Finding], 
             found.setdefault((finding.rule, finding.scope.rank, finding.title), finding)
     subject = {"trace": os.path.basename(os.path.normpath(path)), "ranks": len(analysis.ranks)}
     return rank_findings(list(found.values())), subject
+
+
+def _advise_fleet(
+    args: argparse.Namespace, settings: AdvisorSettings
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Every GPU in the store: idle but holding memory? Saved as each host's fleet findings."""
+    now = datetime.now(timezone.utc)
+    since = now - timedelta(minutes=settings.thresholds.value("fleet.idle_minutes"))
+    store = Store.open(resolve_url(args.db), upgrade=False)
+    try:
+        gpus = store.gpus()
+        samples = {gpu.uuid: store.samples(gpu.uuid, since, now) for gpu in gpus}
+        processes = {gpu.uuid: store.process_spans(gpu.uuid, since, now) for gpu in gpus}
+        findings = idle_allocated(gpus, samples, processes, now, settings.thresholds)
+        if not args.no_save:
+            for host in sorted({gpu.host for gpu in gpus}):
+                mine = [f for f in findings if f.scope.host == host]
+                store.save_findings(None, mine, at=now, host=host)
+    finally:
+        store.close()
+    subject = {"fleet": True, "gpus": len(gpus), "hosts": len({gpu.host for gpu in gpus})}
+    return rank_findings(findings), subject
 
 
 def _advise_store(
@@ -114,6 +139,8 @@ def _advise_store(
 
 
 def _heading(subject: dict[str, Any]) -> str:
+    if "fleet" in subject:
+        return f"gpulens advise: fleet ({subject['gpus']} GPUs on {subject['hosts']} host(s))"
     if "trace" in subject:
         return f"gpulens advise: trace {subject['trace']} ({subject['ranks']} rank(s))"
     return (
