@@ -40,6 +40,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/series_query.py
 	$(PY) bench/analyzer_vs_hta.py
 	$(PY) bench/hook_overhead.py
+	$(PY) bench/advisor_cost.py
 
 # The seeded-bottleneck suite on CUDA: writes bench/results/detection_cuda.md (needs a GPU).
 gpu-check: $(VENV)/.dev-installed

@@ -132,13 +132,23 @@ def test_the_bootstrap_is_deterministic_for_a_seed() -> None:
     )
 
 
-def test_resampling_in_blocks_gives_the_same_interval_shape(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(compare, "_MAX_DRAWS", 1_000)  # five resamples per block
-    result = compare_runs(A, B_FASTER, [], [], resamples=503)
-    assert result.speedup.resamples == 503
-    assert 1.0 < result.speedup.ci_low < 1.25 < result.speedup.ci_high
+@pytest.mark.parametrize("size", [101, 100])
+def test_the_order_statistic_shortcut_matches_brute_force_resampling(size: int) -> None:
+    rng = np.random.default_rng(11)
+    values = np.sort(rng.lognormal(11.5, 0.4, size))  # skewed, like step times
+    brute = np.median(values[rng.integers(0, size, (20_000, size))], axis=1)
+    fast = compare._resampled_medians(values, 20_000, np.random.default_rng(12))
+    for q in (2.5, 25, 50, 75, 97.5):
+        assert np.percentile(fast, q) == pytest.approx(np.percentile(brute, q), rel=0.01)
+    if size % 2:  # an odd resample's median is one of the values
+        assert set(np.unique(fast)) <= set(values)
+
+
+def test_a_long_run_costs_no_more_than_a_short_one() -> None:
+    long_a = evidence(spread(100_000.0, 200_000))
+    long_b = evidence(spread(80_000.0, 200_000))
+    result = compare_runs(long_a, long_b, [], [], resamples=2000)
+    assert 1.24 < result.speedup.ci_low < 1.25 < result.speedup.ci_high < 1.26
 
 
 def test_a_trace_only_run_uses_its_profiled_step_breakdowns() -> None:

@@ -70,7 +70,6 @@ MIN_STEPS = 5  # step times a run needs before its median is compared
 REFUTE_EPSILON = 0.01  # a speed-up interval ending below 1.01x is "no speed-up"
 ADDRESSED_RATIO = 0.5  # a finding whose time fraction halved is addressed
 KERNEL_LIMIT = 20
-_MAX_DRAWS = 4_000_000  # resampled indices held at once (16 MB of int32)
 
 Floats: TypeAlias = npt.NDArray[np.float64]
 _KernelSum: TypeAlias = tuple[str, int, float, bool]  # category, calls, total µs, tensor core
@@ -177,19 +176,22 @@ def _bootstrap(
 
 def _resampled_medians(values: Floats, resamples: int, rng: np.random.Generator) -> Floats:
     """The medians of ``resamples`` resamples with replacement (numpy's median: the mean of the
-    two middle values). Sorting once lets each resample's median come from partitioning its
-    drawn indices (int32, half numpy.median's time); the draws come in blocks so a long run
-    never holds ``resamples x steps`` of them at once."""
+    two middle values), drawn exactly in O(resamples) instead of O(resamples x steps).
+
+    Drawing n indices uniformly is drawing n uniforms U and taking floor(U * n); the k-th
+    smallest drawn index is floor(U_(k) * n), and the k-th order statistic of n uniforms is
+    Beta(k, n - k + 1). The next one is U_(k) + (1 - U_(k)) * Beta(1, n - k). So each
+    resample's middle values come from two Beta draws, whatever the run's length.
+    """
     ordered, size = np.sort(values), values.size
-    middle = sorted({(size - 1) // 2, size // 2})
-    medians = np.empty(resamples, dtype=np.float64)
-    block = max(1, _MAX_DRAWS // size)
-    for start in range(0, resamples, block):
-        stop = min(start + block, resamples)
-        picks = rng.integers(0, size, size=(stop - start, size), dtype=np.int32)
-        picks.partition(middle, axis=1)
-        medians[start:stop] = ordered[picks[:, middle]].mean(axis=1)
-    return medians
+    rank = (size - 1) // 2 + 1  # 1-based rank of the (lower) middle value
+    low = rng.beta(rank, size - rank + 1, size=resamples)
+    lower = ordered[np.minimum((low * size).astype(np.int64), size - 1)]
+    if size % 2:
+        return lower
+    high = low + (1.0 - low) * rng.beta(1, size - rank, size=resamples)
+    upper = ordered[np.minimum((high * size).astype(np.int64), size - 1)]
+    return (lower + upper) / 2.0
 
 
 def _breakdown_rows(evidence: RunEvidence) -> list[StepBreakdownRow]:
