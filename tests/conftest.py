@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.store import Store
+
 PG_ADMIN_URL = os.environ.get(
     "GPULENS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -78,3 +80,16 @@ def shared_traces() -> dict[str, Path]:
     if not files:
         missing(f"the shared real traces are not at {SHARED_TRACES}")
     return {file.name: file for file in files}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on a fresh SQLite file, and on a fresh database of the real Postgres."""
+    url = (
+        f"sqlite:///{tmp_path / 'gpulens.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    opened = Store.open(url)
+    yield opened
+    opened.close()

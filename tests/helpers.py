@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, select
 
 from monitor.records import GpuInfo, GpuSample, HostInfo
 from monitor.source import DeviceFacts, GpuReading, Poll, SystemFacts
@@ -77,3 +80,12 @@ class ScriptedSource:
 
 def steady_poll(n: int, devices: tuple[str, ...] = ("GPU-a",)) -> Poll:
     return Poll(tuple(GpuReading(u, {"utilization_gpu_percent": 50.0}) for u in devices))
+
+
+def count(store: Any, table: Any, **where: object) -> int:
+    """Rows of ``table`` in ``store`` (a :class:`monitor.store.Store`), optionally filtered."""
+    query = select(func.count()).select_from(table)
+    for name, value in where.items():
+        query = query.where(table.c[name] == value)
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from monitor.errors import SchemaOutOfDate, StoreUnavailable
 from monitor.records import Event, GpuInfo, GpuSample, ProcessSample
@@ -17,23 +16,7 @@ from monitor.resolution import RetentionPolicy
 from monitor.store import Store
 from monitor.store.engine import create_store_engine
 from monitor.store.schema import gpu_rollups_1h, gpu_rollups_1m, gpu_samples, metadata
-from tests.helpers import T0, at, facts_records, samples
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gpulens.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    opened = Store.open(url)
-    yield opened
-    opened.close()
-
-
-def count(store: Store, table) -> int:
-    with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+from tests.helpers import T0, at, count, facts_records, samples
 
 
 def test_schema_matches_the_migrations(store: Store) -> None:

@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import itertools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,23 +20,7 @@ from monitor.store import Store, migrate
 from monitor.store.engine import create_store_engine
 from monitor.store.schema import findings, gpu_samples, run_steps
 from profiler_hooks.records import RunInfo, StepRecord
-from tests.helpers import T0, at, facts_records, samples
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gpulens.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    opened = Store.open(url)
-    yield opened
-    opened.close()
-
-
-def count(store: Store, table) -> int:
-    with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+from tests.helpers import T0, at, count, facts_records, samples
 
 
 def a_run(run_id: str = "r1", name: str = "bert") -> RunInfo:

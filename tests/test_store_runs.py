@@ -4,12 +4,11 @@ and the real Postgres server."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect
 
 from monitor.errors import StoreUnavailable
 from monitor.run_views import RunSummary, StepBreakdownRow
@@ -30,28 +29,9 @@ from profiler_hooks.analysis.model import (
     TraceAnalysis,
 )
 from profiler_hooks.records import RunInfo, StepRecord, WindowRecord
-from tests.helpers import T0, at, facts_records, samples
+from tests.helpers import T0, at, count, facts_records, samples
 
 HOSTILE = "<script>alert(1)</script>'; DROP TABLE runs;--"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gpulens.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    opened = Store.open(url)
-    yield opened
-    opened.close()
-
-
-def count(store: Store, table, **where: object) -> int:
-    query = select(func.count()).select_from(table)
-    for name, value in where.items():
-        query = query.where(table.c[name] == value)
-    with store.engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
 
 
 def a_run(run_id: str = "r1", name: str = "bert", **changes: object) -> RunInfo:
