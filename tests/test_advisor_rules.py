@@ -258,6 +258,23 @@ def test_communication_every_rank_pays_is_a_finding() -> None:
     assert "straggler" not in rules_of(advise(evidence))
 
 
+def test_ranks_that_take_turns_waiting_do_not_make_communication_expensive() -> None:
+    # Each rank waits 20 ms in every other traced step: the other one was slower then.
+    waits = [{n: (20_000.0 if n % 2 == r else 1_000.0) for n in range(6)} for r in (0, 1)]
+    peers = tuple(PeerRank(r, 100_000.0, 10_500.0, wait_by_step_us=waits[r]) for r in (0, 1))
+    evidence = RunEvidence(
+        run=dataclasses.replace(RUN, world_size=2),
+        breakdowns=rows(6, shares={"kernel": 0.85, "communication": 0.105}),
+        traces=(trace(distributed_backend="gloo"),),
+        peers=peers,
+    )
+    assert "communication" not in rules_of(advise(evidence))
+    # without per-step figures the least mean share (10.5 %) stands in, and it is over 10 %
+    means_only = tuple(dataclasses.replace(peer, wait_by_step_us={}) for peer in peers)
+    finding = by_rule(advise(dataclasses.replace(evidence, peers=means_only)), "communication")
+    assert finding.evidence["communication_percent_of_step"] == pytest.approx(10.5)
+
+
 def test_distributed_setup_problems() -> None:
     run = dataclasses.replace(
         RUN, world_size=2, config={"gpulens": {"model_wrapper": "DataParallel"}}

@@ -5,7 +5,7 @@ DistributedDataParallel, one thread each: gloo on the CPU, and on a GPU also glo
 there are 2 GPUs (then NCCL, one GPU per rank). Each rank opens its own gpulens session under
 the same run name; the hooks read rank and world size from torch.distributed.
 
-Injected (``--variant bottleneck``): rank 1 does 40 extra 300x300 matrix multiplies (4096x4096
+Injected (``--variant bottleneck``): rank 1 does 80 extra 300x300 matrix multiplies (4096x4096
 in bf16 on a GPU) after each optimizer step, say a metric only it computes. The next step's
 gradient all-reduce makes rank 0 wait for it.
 
@@ -36,7 +36,7 @@ from examples.bottlenecks import common
 
 WORLD_SIZE = 2
 SLOW_RANK = 1
-EXTRA_MATMULS = 40  # about two thirds of a step's own work on the CPU
+EXTRA_MATMULS = 80  # about as much as a step's own work on the CPU: well over the noise
 EXTRA_SIDE = {"cpu": 300, "cuda": 4096}  # on a GPU, in bf16
 CPU = common.Sizes(batch=16384, features=64, width=128, depth=2, batches=4)
 CUDA = common.Sizes(batch=16384, features=512, width=1024, depth=2, batches=8)

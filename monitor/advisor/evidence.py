@@ -35,6 +35,7 @@ class PeerRank:
     run_id: str | None = None
     dataloader_wait_us: float | None = None
     host: str | None = None
+    wait_by_step_us: Mapping[int, float] = field(default_factory=dict)  # traced steps
 
     @property
     def busy_us(self) -> float:

@@ -140,7 +140,17 @@ def _peer(store: Store, run: RunInfo, thresholds: Thresholds) -> PeerRank | None
         run_id=run.run_id,
         dataloader_wait_us=loader * measures.mean_step_us if loader is not None else None,
         host=run.host,
+        wait_by_step_us=_waits_by_step(evidence.breakdowns),
     )
+
+
+def _waits_by_step(rows: Sequence[StepBreakdownRow]) -> dict[int, float]:
+    """Communication time of each traced step (summed over windows that traced it)."""
+    waits: dict[int, float] = {}
+    for row in rows:
+        if row.step is not None:
+            waits[row.step] = waits.get(row.step, 0.0) + row.breakdown_us.get("communication", 0.0)
+    return waits
 
 
 def _trace_rows(item: RankAnalysis) -> tuple[StepBreakdownRow, ...]:
@@ -170,6 +180,7 @@ def _peer_from_trace(item: RankAnalysis) -> PeerRank:
         step_us=total / count,
         wait_us=comm / count,
         dataloader_wait_us=loader / count,
+        wait_by_step_us=_waits_by_step(rows),
     )
 
 

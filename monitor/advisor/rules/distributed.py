@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +25,7 @@ def check_communication(
     imbalance (the straggler rule's subject), not something communication tuning can win.
     """
     own = measures.shares.get("communication", 0.0)
-    share = min(own, _transfer_share(evidence))
+    share = min(own, _transfer_share(evidence, measures))
     if share < thresholds.value("dist.comm_warning_percent") / 100:
         return []
     overlap = (
@@ -75,9 +76,24 @@ def check_communication(
     ]
 
 
-def _transfer_share(evidence: RunEvidence) -> float:
-    shares = [peer.wait_us / peer.step_us for peer in evidence.peers if peer.step_us > 0]
-    return min(shares) if len(shares) >= 2 else 1.0
+def _transfer_share(evidence: RunEvidence, measures: Measures) -> float:
+    """The share of step time every rank spends communicating. Step by step over the traced
+    steps all ranks share: the least any rank waited in that step (ranks take turns being the
+    slowest, so the least mean wait overstates it); else the least mean share."""
+    peers = [peer for peer in evidence.peers if peer.step_us > 0]
+    if len(peers) < 2:
+        return 1.0
+    own = {
+        row.step: row.duration_us
+        for row in evidence.breakdowns
+        if row.step is not None and row.rank == evidence.rank
+    }
+    common = set(own).intersection(*(peer.wait_by_step_us for peer in peers))
+    total = math.fsum(own[step] for step in common)
+    if common and total > 0:
+        least = math.fsum(min(peer.wait_by_step_us[step] for peer in peers) for step in common)
+        return least / total
+    return min(peer.wait_us / peer.step_us for peer in peers)
 
 
 def check_stragglers(
