@@ -1,10 +1,12 @@
-# The two commands: `make run` (set up, then collect on the embedded SQLite default) and
+# The two commands: `make run` (set up with the dashboard and torch, then `gpulens demo`: a
+# collector, the dashboard on http://127.0.0.1:8050/ and two CPU training runs, all on a demo
+# SQLite store apart from real data; extra flags in RUN_ARGS, e.g. RUN_ARGS="--port 8051") and
 # `make test` (dev setup with pinned versions, then lint, types and the test suite).
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-RUN_ARGS ?= --simulate-if-no-driver 4 --metrics-port 9400
+RUN_ARGS ?=
 
 .PHONY: run test lint typecheck pytest bench gpu-check clean
 
@@ -12,7 +14,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) install -q -c constraints.txt -e .
+	$(PIP) install -q -c constraints.txt -e ".[torch,dashboard]"
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(VENV)/bin/python
@@ -20,7 +22,7 @@ $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(VENV)/bin/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(VENV)/bin/gpulens collect $(RUN_ARGS)
+	$(VENV)/bin/gpulens demo $(RUN_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

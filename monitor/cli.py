@@ -46,6 +46,31 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _add_serve(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
+    """Options of the verbs that serve the dashboard."""
+    if db:
+        _add_db(parser)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8050, metavar="P", help="port to listen on (default 8050)"
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve on a non-loopback address without GPULENS_DASHBOARD_TOKEN or "
+        "GPULENS_DASHBOARD_USER/GPULENS_DASHBOARD_PASSWORD",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpulens", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gpulens {VERSION}")
@@ -183,6 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_advisor_arguments(compare)
 
+    dashboard = verbs.add_parser("dashboard", help="serve the web dashboard")
+    _add_serve(dashboard)
+
+    up = verbs.add_parser("up", help="the collector (child process) and the dashboard together")
+    _add_serve(up)
+    up.add_argument(
+        "--simulate",
+        type=_gpu_count,
+        metavar="N",
+        help="collect N simulated GPUs (default: NVML, or 4 simulated GPUs without a driver)",
+    )
+
+    demo = verbs.add_parser(
+        "demo", help="`up` on a separate demo store, plus two CPU training runs to look at"
+    )
+    demo.add_argument(
+        "--db",
+        metavar="URL",
+        help="SQLAlchemy URL of the store (default: a SQLite file in $XDG_DATA_HOME/gpulens/"
+        "demo/, never $GPULENS_DB)",
+    )
+    _add_serve(demo, db=False)
+    demo.add_argument(
+        "--steps",
+        type=_count,
+        default=60,
+        metavar="N",
+        help="training steps of each demo run (default 60)",
+    )
+
     db = verbs.add_parser("db", help="database maintenance")
     db_verbs = db.add_subparsers(dest="db_verb", required=True, metavar="VERB")
     upgrade = db_verbs.add_parser("upgrade", help="create or upgrade the gpulens schema")
@@ -228,6 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.commands import compare as compare_command
 
             return compare_command.run_compare(args)
+        if args.verb in ("dashboard", "up", "demo"):
+            from monitor.commands import dashboard as dashboard_command
+
+            serve = {
+                "dashboard": dashboard_command.run_dashboard,
+                "up": dashboard_command.run_up,
+                "demo": dashboard_command.run_demo,
+            }
+            return serve[args.verb](args)
         if args.verb == "db":
             from monitor.commands import db
 

@@ -139,6 +139,11 @@ class Store:
         with translate_errors(self.engine), self.engine.connect() as conn:
             return queries.processes_at(conn, uuid, at)
 
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers (the dashboard's banner)."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def collectors(self) -> list[CollectorStatus]:
         with translate_errors(self.engine), self.engine.connect() as conn:
             return queries.list_collectors(conn)

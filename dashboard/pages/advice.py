@@ -1,0 +1,58 @@
+"""Advice: the open findings across the fleet, the most wasted GPU-hours first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dash
+from dash import dcc, html
+
+from dashboard.context import PageContext
+from dashboard.format import energy_text
+from monitor.run_views import StoredFinding
+
+COLUMNS = ("severity", "finding", "where", "wasted GPU-hours", "expected gain",
+           "energy / 1,000 steps")  # fmt: skip
+
+
+def layout(ctx: PageContext, params: Mapping[str, str]) -> html.Div:
+    stored = ctx.store.findings(limit=500)
+    if not stored:
+        body: Any = html.P(
+            "No open findings. Findings are stored when a run ends (with the hooks), with "
+            "`gpulens advise --run RUN`, and for idle GPUs with `gpulens advise --fleet`.",
+            className="gl-empty",
+        )
+    else:
+        header = html.Tr([html.Th(column) for column in COLUMNS])
+        body = html.Table([html.Thead(header), html.Tbody([row(item) for item in stored])])
+    return html.Div([html.H1("Advice"), html.P(
+        "Open findings across the fleet, ranked by the GPU-hours they waste. Each links to "
+        "its run (or GPU), where the evidence is.", className="gl-empty"), body])  # fmt: skip
+
+
+def register(app: dash.Dash, ctx: PageContext) -> None:
+    """No callbacks: the page is rendered when visited."""
+
+
+def row(item: StoredFinding) -> html.Tr:
+    finding = item.finding
+    if item.run_id is not None:
+        where: Any = dcc.Link(item.run_name or item.run_id, href=f"/run/{item.run_id}")
+    elif finding.scope.gpu_uuid:
+        where = dcc.Link(f"{finding.scope.host} GPU", href=f"/gpu/{finding.scope.gpu_uuid}")
+    else:
+        where = finding.scope.host or "fleet"
+    waste = finding.waste
+    hours = f"{waste.gpu_hours_total:.3f}" if waste and waste.gpu_hours_total is not None else "-"
+    gain = finding.expected_gain
+    cells: list[Any] = [
+        html.Span(finding.severity, className=f"gl-badge gl-badge-{finding.severity}"),
+        finding.title,
+        where,
+        hours,
+        f"up to {gain.max_speedup:.2f}x" if gain is not None else "-",
+        energy_text(waste.energy_joules_per_1000_steps) if waste else "n/a",
+    ]
+    return html.Tr([html.Td(cell) for cell in cells])
