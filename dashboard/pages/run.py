@@ -9,14 +9,13 @@ Data comes from the store's query functions only; the shaping helpers here are p
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import dash
 from dash import dcc, html
-from dash.dash_table.DataTable import DataTable
 
 from dashboard import ids
 from dashboard.context import PageContext
@@ -30,6 +29,16 @@ from dashboard.figures import (
 )
 from dashboard.findings_view import findings_list, run_findings
 from dashboard.format import ago_text, duration_us_text, percent_text
+from dashboard.pages.run_tables import (
+    KERNEL_ROWS,
+    NO_WINDOW,
+    copy_rows,
+    copy_tables,
+    empty_note,
+    kernel_rows,
+    kernel_table,
+    sync_rows,
+)
 from monitor.advisor.model import Finding
 from monitor.advisor.steps import mean, median
 from monitor.records import GpuSample
@@ -38,15 +47,10 @@ from monitor.store import Store
 from profiler_hooks.analysis.model import KernelStat, RankAnalysis, from_json
 from profiler_hooks.records import RunInfo, StepRecord, WindowRecord
 
-KERNEL_ROWS = 200
 SAMPLES_PER_GPU = 5_000
 TELEMETRY_SLACK = timedelta(seconds=5)
 PERFETTO = "https://ui.perfetto.dev"
 
-NO_WINDOW = (
-    "no profiler window analysed yet: windows trace 5 steps every 300 "
-    "(GPULENS_PROFILE_SCHEDULE), or `gpulens import TRACE` stores a trace you already have"
-)
 NO_STEPS = (
     "no steps recorded yet: wrap the training loop in profiler_hooks.profile_steps(...) "
     "or call profiler_hooks.attach(optimizer=...)"
@@ -214,19 +218,15 @@ def _graph(graph_id: str, figure: Any) -> dcc.Graph:
     return dcc.Graph(id=graph_id, figure=figure, config={"displaylogo": False})
 
 
-def _empty(element_id: str, text: str) -> html.P:
-    return html.P(text, id=element_id, className="gl-empty")
-
-
 def _step_time(data: RunData, highlight: Sequence[int]) -> Any:
     if not data.steps:
-        return _empty(ids.RUN_STEP_TIME, NO_STEPS)
+        return empty_note(ids.RUN_STEP_TIME, NO_STEPS)
     return _graph(ids.RUN_STEP_TIME, step_time_figure(data.steps, highlight=tuple(highlight)))
 
 
 def _breakdowns(rows: Sequence[StepBreakdownRow]) -> list[Any]:
     if not rows:
-        return [_empty(ids.RUN_BREAKDOWN, NO_WINDOW)]
+        return [empty_note(ids.RUN_BREAKDOWN, NO_WINDOW)]
     return [
         _graph(ids.RUN_BREAKDOWN, breakdown_figure(rows)),
         _graph(ids.RUN_BREAKDOWN_TOTAL, breakdown_total_figure(rows)),
@@ -235,152 +235,26 @@ def _breakdowns(rows: Sequence[StepBreakdownRow]) -> list[Any]:
 
 def _telemetry(data: RunData) -> Any:
     if not data.run.gpu_uuids:
-        return _empty(ids.RUN_TELEMETRY, "the run recorded no GPU (a CPU run): no telemetry")
+        return empty_note(ids.RUN_TELEMETRY, "the run recorded no GPU (a CPU run): no telemetry")
     if not data.samples:
-        return _empty(
+        return empty_note(
             ids.RUN_TELEMETRY,
             f"no GPU telemetry during the run: run `gpulens collect` on {data.run.host} "
             "(it samples every GPU of the host) while the job trains",
         )
     if not data.steps:
-        return _empty(ids.RUN_TELEMETRY, NO_STEPS)
+        return empty_note(ids.RUN_TELEMETRY, NO_STEPS)
     return _graph(ids.RUN_TELEMETRY, step_telemetry_figure(data.steps, data.samples))
 
 
 def _memory(steps: Sequence[StepRecord]) -> Any:
     measured = ("cuda_allocated_bytes", "cuda_reserved_bytes", "cuda_peak_bytes")
     if not any(getattr(step, name) is not None for step in steps for name in measured):
-        return _empty(
+        return empty_note(
             ids.RUN_MEMORY,
             "no CUDA memory recorded: steps record the allocator's memory on CUDA devices only",
         )
     return _graph(ids.RUN_MEMORY, memory_figure(steps))
-
-
-def _numeric(column_id: str, name: str, decimals: int) -> dict[str, Any]:
-    return {
-        "id": column_id,
-        "name": name,
-        "type": "numeric",
-        "format": {"specifier": f",.{decimals}f"},  # d3-format: grouped, fixed decimals
-    }
-
-
-KERNEL_COLUMNS: list[dict[str, Any]] = [
-    {"id": "name", "name": "kernel"},
-    {"id": "category", "name": "category"},
-    _numeric("count", "calls", 0),
-    _numeric("total_ms", "total (ms)", 3),
-    _numeric("mean_us", "mean (µs)", 1),
-    _numeric("share_percent", "share of kernel time (%)", 1),
-    {"id": "tensor_core", "name": "tensor cores"},
-]
-
-
-def kernel_rows(kernels: Sequence[KernelStat], limit: int = KERNEL_ROWS) -> list[dict[str, Any]]:
-    """Kernel table rows, most total time first, at most ``limit``."""
-    total_us = math.fsum(kernel.total_us for kernel in kernels)
-    ordered = sorted(kernels, key=lambda kernel: kernel.total_us, reverse=True)[:limit]
-    return [
-        {
-            "name": kernel.name,
-            "category": kernel.category,
-            "count": kernel.count,
-            "total_ms": kernel.total_us / 1e3,
-            "mean_us": kernel.mean_us,
-            "share_percent": 100.0 * kernel.total_us / total_us if total_us > 0 else None,
-            "tensor_core": "yes" if kernel.tensor_core else "no",
-        }
-        for kernel in ordered
-    ]
-
-
-def table(table_id: str, columns: Sequence[Any], rows: Sequence[Any]) -> Any:
-    """A sortable table; cells are plain text (never markdown or HTML)."""
-    return DataTable(
-        id=table_id,
-        columns=columns,
-        data=rows,
-        sort_action="native",
-        page_size=25,
-        style_table={"overflowX": "auto"},
-        style_cell={"textAlign": "left", "maxWidth": "40rem", "whiteSpace": "normal"},
-    )
-
-
-def kernel_table(kernels: Sequence[KernelStat]) -> Any:
-    if not kernels:
-        return _empty(
-            ids.RUN_KERNELS, f"no kernels: {NO_WINDOW}; a CPU-only trace has no GPU kernels"
-        )
-    return table(ids.RUN_KERNELS, KERNEL_COLUMNS, kernel_rows(kernels))
-
-
-COPY_COLUMNS: list[dict[str, Any]] = [
-    {"id": "direction", "name": "direction"},
-    {"id": "memory", "name": "host memory"},
-    _numeric("count", "copies", 0),
-    _numeric("total_ms", "time (ms)", 3),
-    _numeric("mib", "data (MiB)", 3),
-]
-SYNC_COLUMNS: list[dict[str, Any]] = [
-    {"id": "name", "name": "call"},
-    {"id": "kind", "name": "kind"},
-    _numeric("count", "calls", 0),
-    _numeric("total_ms", "time (ms)", 3),
-]
-
-
-def _summed(
-    items: Iterable[Any], key: Callable[[Any], tuple[str, str]], fields: tuple[str, ...]
-) -> list[tuple[tuple[str, str], list[float]]]:
-    """``fields`` of ``items`` summed by ``key``, the largest second field (time) first."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    for item in items:
-        row = sums.setdefault(key(item), [0.0] * len(fields))
-        for index, name in enumerate(fields):
-            row[index] += getattr(item, name)
-    return sorted(sums.items(), key=lambda pair: pair[1][1], reverse=True)
-
-
-def copy_rows(traces: Sequence[RankAnalysis]) -> list[dict[str, Any]]:
-    """Copies summed over the analysed windows per direction and memory kind, most time first."""
-    copies = (copy for trace in traces for copy in trace.memcpy)
-    summed = _summed(
-        copies, lambda c: (c.direction, c.memory), ("count", "total_us", "total_bytes")
-    )
-    return [
-        {"direction": direction, "memory": memory, "count": int(count),
-         "total_ms": total_us / 1e3, "mib": nbytes / 2**20}
-        for (direction, memory), (count, total_us, nbytes) in summed
-    ]  # fmt: skip
-
-
-def sync_rows(traces: Sequence[RankAnalysis]) -> list[dict[str, Any]]:
-    """Synchronizing calls summed over the analysed windows by name, most time first."""
-    syncs = (sync for trace in traces for sync in trace.syncs)
-    return [
-        {"name": name, "kind": kind, "count": int(count), "total_ms": total_us / 1e3}
-        for (name, kind), (count, total_us) in _summed(
-            syncs, lambda s: (s.name, s.kind), ("count", "total_us")
-        )
-    ]
-
-
-def copy_tables(traces: Sequence[RankAnalysis]) -> list[Any]:
-    if not traces:
-        return [_empty(ids.RUN_COPIES, NO_WINDOW)]
-    copies, syncs = copy_rows(traces), sync_rows(traces)
-    return [
-        html.H3("Memory copies"),
-        table(ids.RUN_COPIES, COPY_COLUMNS, copies)
-        if copies
-        else _empty(ids.RUN_COPIES, "no memory copies in the analysed windows"),
-        html.H3("Synchronizing calls"),
-        table(ids.RUN_SYNCS, SYNC_COLUMNS, syncs)
-        if syncs
-        else _empty(ids.RUN_SYNCS, "no synchronizing calls in the analysed windows"),
-    ]
 
 
 def findings_view(data: RunData) -> html.Div:
@@ -417,3 +291,6 @@ def downloads(run_id: str, windows: Sequence[WindowRecord]) -> html.Div:
         ": Open trace file) and in TensorBoard.",
     ]
     return html.Div([html.P(opens), html.Ul(items)], id=ids.RUN_DOWNLOADS)
+
+
+__all__ = ["copy_rows", "kernel_rows", "layout", "register", "sync_rows"]
