@@ -8,8 +8,10 @@ fails, so CI can never pass by skipping what it claims to test.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +34,35 @@ def missing(what: str) -> None:
     if services_required():
         pytest.fail(f"{what} (GPULENS_REQUIRE_SERVICES=1, so this is a failure, not a skip)")
     pytest.skip(what)
+
+
+# Chromium for dash[testing]'s browser fixtures (dash_duo): headless, and quiet on a closed
+# network (no update, metrics or first-run traffic). The hook is dash's; optional, so pytest
+# runs without dash[testing] too. Headless is set here rather than by `--headless` in addopts,
+# which pytest refuses where dash's plugin (and its options) is not installed.
+CHROMIUM_ARGUMENTS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_setup_options() -> object:
+    """Chrome options for each browser dash[testing] starts: a fresh profile each time."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for argument in CHROMIUM_ARGUMENTS:
+        options.add_argument(argument)
+    profile = tempfile.mkdtemp(prefix="gpulens-chromium-")
+    atexit.register(shutil.rmtree, profile, ignore_errors=True)
+    options.add_argument(f"--user-data-dir={profile}")
+    return options
 
 
 @pytest.fixture
