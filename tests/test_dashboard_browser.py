@@ -388,12 +388,13 @@ def test_the_advice_page_lists_the_stored_findings(
     _, info = seeded
     run = info.run(info.analysed_run_id or "")
     visit(duo, "/advice")
-    duo.wait_for_contains_text("#page table", run.finding_titles[0])
-    rows = texts(duo, "#page tbody tr")
+    duo.wait_for_contains_text("#advice-table", run.finding_titles[0])
+    rows = texts(duo, "#advice-table tbody tr")
     assert len(rows) == sum(len(r.finding_titles) for r in info.runs)
     top = next(row for row in rows if run.finding_titles[0] in row)
     assert "critical" in top and run.name in top
-    duo.find_element(f'#page tbody a[href="/run/{run.run_id}"]')
+    duo.find_element(f'#advice-table tbody a[href="/run/{run.run_id}"]')
+    duo.wait_for_contains_text("#page", "Evidence and advice")
     screenshot(duo, "advice")
     assert_clean_console(duo)
 
