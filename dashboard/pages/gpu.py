@@ -173,9 +173,17 @@ def graphs(ctx: PageContext, uuid: str, chosen: str) -> tuple[list[Any], str]:
     for metric in SHOWN_METRICS:
         series = ctx.store.series(uuid, metric, start, end, now=end, max_points=MAX_POINTS)
         sources.add(f"{series.source} ({series.bucket_seconds} s buckets)")
-        label, _unit = metric_label(metric)
-        figure = metric_figure(series, title=label, events=events, runs=runs, now=end)
-        figure.update_layout(height=230, margin={"t": 30, "b": 30, "l": 60, "r": 20})
+        label, unit = metric_label(metric)
+        figure = metric_figure(series, title=f"{label} ({unit})", events=events, runs=runs, now=end)
+        # Stacked small multiples: the title names the metric and unit, so the y axis needs no
+        # title; the legend goes under the plot, clear of the mode bar.
+        figure.update_layout(
+            height=240,
+            margin={"t": 30, "b": 30, "l": 60, "r": 20},
+            legend={"orientation": "h", "x": 0, "y": -0.2, "xanchor": "left"},
+        )
+        figure.update_yaxes(title_text=None)
+        figure.update_xaxes(title_text=None)
         children.append(dcc.Graph(figure=figure, config={"displaylogo": False},
                                   id={"type": "gpu-metric", "metric": metric}))  # fmt: skip
     return children, "resolution: " + ", ".join(sorted(sources))
