@@ -154,25 +154,30 @@ def _add_runs(
     now: datetime | None,
     where: dict[str, int],
 ) -> None:
-    """Each run as a shaded span, cut to the shown time (a running one lasts until ``now``)."""
+    """Each run as a shaded span, cut to the shown time (a running one lasts until ``now``).
+
+    The spans and their labels go in with one layout update: plotly's ``add_vrect`` copies
+    the layout on every call, which cost over a second for 50 runs on 8 graphs."""
+    shapes, labels = [], []
     for number, run in enumerate(runs):
         start = max(run.started_at, span[0])
         end = min(run.ended_at or now or span[1], span[1])
         if end <= start:
             continue
         short = run.name if len(run.name) <= RUN_NAME_CHARS else run.name[: RUN_NAME_CHARS - 1]
-        fig.add_vrect(
-            x0=start,
-            x1=end,
-            fillcolor=RUN_COLORS[number % len(RUN_COLORS)],
-            opacity=0.12,
-            line_width=0,
-            layer="below",
-            annotation_text=html.escape(short if short == run.name else f"{short}…"),
-            annotation_hovertext=html.escape(f"run {run.name} ({run.status}) on {run.host}"),
-            annotation_position="top left",
-            annotation_font_size=11,
-            **where,
+        # The first (or only) subplot's axes are x and y, which is where spans belong.
+        area = {"xref": "x", "yref": "y domain", "x0": start, "x1": end, "y0": 0, "y1": 1}
+        shapes.append({"type": "rect", **area, "fillcolor": RUN_COLORS[number % len(RUN_COLORS)],
+                       "opacity": 0.12, "line": {"width": 0}, "layer": "below"})  # fmt: skip
+        labels.append({
+            "x": start, "y": 1, "xref": "x", "yref": "y domain", "xanchor": "left",
+            "yanchor": "top", "showarrow": False, "font": {"size": 11},
+            "text": html.escape(short if short == run.name else f"{short}…"),
+            "hovertext": html.escape(f"run {run.name} ({run.status}) on {run.host}"),
+        })  # fmt: skip
+    if shapes:
+        fig.update_layout(
+            shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *labels]
         )
 
 

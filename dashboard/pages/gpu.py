@@ -64,7 +64,7 @@ def layout(ctx: PageContext, params: Mapping[str, str]) -> html.Div:
             html.Div(id=ids.GPU_GRAPHS, children=children),
             html.H2("Training runs on this GPU"),
             html.Div(id=ids.GPU_RUNS, children=run_links(ctx, uuid, chosen)),
-            html.H2("Processes"),
+            html.H2("Processes (the range's last 24 h at most)"),
             html.Div(id=ids.GPU_PROCESSES, children=process_table(ctx, uuid, chosen)),
         ]
     )
@@ -207,9 +207,13 @@ def run_links(ctx: PageContext, uuid: str, chosen: str) -> Any:
     )
 
 
+PROCESS_WINDOW = timedelta(hours=24)  # process rows are per second: the last day is plenty
+
+
 def process_table(ctx: PageContext, uuid: str, chosen: str) -> Any:
+    """Processes seen on the GPU in the range's last 24 hours (at most)."""
     start, end = window(ctx, chosen)
-    processes = ctx.store.process_spans(uuid, start, end)
+    processes = ctx.store.process_spans(uuid, max(start, end - PROCESS_WINDOW), end)
     if not processes:
         return html.P("No process seen on this GPU in this range.", className="gl-empty")
     header = html.Tr([html.Th(t) for t in ("pid", "name", "peak memory", "last seen (UTC)")])
