@@ -43,6 +43,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/analyzer_vs_hta.py
 	$(PY) bench/hook_overhead.py
 	$(PY) bench/advisor_cost.py
+	$(PY) bench/dashboard_pages.py > bench/results/dashboard_pages.txt
 
 # The seeded-bottleneck suite on CUDA: writes bench/results/detection_cuda.md (needs a GPU).
 gpu-check: $(VENV)/.dev-installed

@@ -103,3 +103,21 @@ def test_the_shell_renders_messages_for_bad_urls_and_a_dead_store(tmp_path: Path
     assert style == {"display": "block"} and "unreachable" in text
     assert "The database is unreachable" in str(render(dead, "/runs", ""))
     store.close()
+
+
+def test_the_fleet_renders_at_midnight_exactly(tmp_path: Path) -> None:
+    # "energy today" asks for midnight..now, an empty range at midnight itself.
+    from datetime import datetime, timezone
+
+    from helpers import facts_records
+
+    from dashboard.app import render
+    from dashboard.context import PageContext
+    from monitor.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'g.db'}")
+    store.write(facts_records())  # type: ignore[arg-type]
+    midnight = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    page = str(render(PageContext(store, now=lambda: midnight), "/", ""))
+    assert "energy today" in page and "Traceback" not in page
+    store.close()

@@ -227,7 +227,7 @@ def totals(ctx: PageContext, views: Sequence[GpuView], now: datetime) -> list[An
     )
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     energy = 0.0
-    for view in views:
+    for view in views if now > midnight else ():  # at midnight exactly, nothing used yet
         series = ctx.store.series(
             view.latest.gpu.uuid, "energy_used_joules", midnight, now, now=now, max_points=100
         )
