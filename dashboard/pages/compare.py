@@ -15,13 +15,13 @@ from typing import Any
 
 import dash
 from dash import Input, Output, dcc, html
-from dash.dash_table.DataTable import DataTable
 
 from dashboard import ids
 from dashboard.context import PageContext
 from dashboard.figures import breakdown_delta_figure, distribution_figure
 from dashboard.findings_view import TIMES, findings_list, run_findings
 from dashboard.format import duration_us_text, percent_text
+from dashboard.pages.run_tables import numeric_column, table
 from monitor.advisor.compare import compare_runs
 from monitor.advisor.compare_report import (
     Comparison,
@@ -178,11 +178,21 @@ def comparison_result(
                 "A or B has no profiled steps: the breakdown needs an analysed window of each"
             ),
             html.H2(f"Kernel changes per profiled step (top {KERNELS_SHOWN})"),
-            _table(ids.COMPARE_KERNELS, KERNEL_COLUMNS, kernel_delta_rows(comparison.kernels))
+            table(
+                ids.COMPARE_KERNELS,
+                KERNEL_COLUMNS,
+                kernel_delta_rows(comparison.kernels),
+                page_size=KERNELS_SHOWN,
+            )
             if comparison.kernels
             else _note("no kernel changes: no analysed window in A or B, or the same kernels"),
             html.H2("Findings of A, checked against B"),
-            _table(ids.COMPARE_FINDINGS, CHECK_COLUMNS, check_rows(comparison.findings))
+            table(
+                ids.COMPARE_FINDINGS,
+                CHECK_COLUMNS,
+                check_rows(comparison.findings),
+                page_size=KERNELS_SHOWN,
+            )
             if comparison.findings
             else _note("the advisor had no finding for A"),
             html.H2("New in B"),
@@ -236,24 +246,15 @@ def stats_table(a: RunStats, b: RunStats) -> html.Table:
     )
 
 
-def _numeric(column_id: str, name: str, decimals: int) -> dict[str, Any]:
-    return {
-        "id": column_id,
-        "name": name,
-        "type": "numeric",
-        "format": {"specifier": f",.{decimals}f"},  # d3-format: grouped, fixed decimals
-    }
-
-
 KERNEL_COLUMNS: list[dict[str, Any]] = [
     {"id": "change", "name": "change"},
     {"id": "name", "name": "kernel"},
     {"id": "category", "name": "category"},
-    _numeric("a_us", "A (µs/step)", 1),
-    _numeric("b_us", "B (µs/step)", 1),
-    _numeric("delta_us", "B - A (µs/step)", 1),
-    _numeric("a_calls", "A calls/step", 1),
-    _numeric("b_calls", "B calls/step", 1),
+    numeric_column("a_us", "A (µs/step)", 1),
+    numeric_column("b_us", "B (µs/step)", 1),
+    numeric_column("delta_us", "B - A (µs/step)", 1),
+    numeric_column("a_calls", "A calls/step", 1),
+    numeric_column("b_calls", "B calls/step", 1),
     {"id": "tensor_core", "name": "tensor cores A → B"},
 ]
 CHECK_COLUMNS: list[dict[str, Any]] = [
@@ -319,15 +320,3 @@ def realized_text(check: FindingCheck) -> str:
     if math.isnan(low) or math.isnan(high):
         return f"{check.realized_speedup:.2f}{TIMES}"
     return f"{check.realized_speedup:.2f}{TIMES} (CI {low:.2f}{TIMES}-{high:.2f}{TIMES})"
-
-
-def _table(table_id: str, columns: Sequence[Any], rows: Sequence[Any]) -> Any:
-    return DataTable(
-        id=table_id,
-        columns=columns,
-        data=rows,
-        sort_action="native",
-        page_size=KERNELS_SHOWN,
-        style_table={"overflowX": "auto"},
-        style_cell={"textAlign": "left", "maxWidth": "40rem", "whiteSpace": "normal"},
-    )

@@ -24,7 +24,8 @@ def empty_note(element_id: str, text: str) -> html.P:
     return html.P(text, id=element_id, className="gl-empty")
 
 
-def _numeric(column_id: str, name: str, decimals: int) -> dict[str, Any]:
+def numeric_column(column_id: str, name: str, decimals: int) -> dict[str, Any]:
+    """A DataTable column of numbers shown grouped with fixed decimals (and sorted as numbers)."""
     return {
         "id": column_id,
         "name": name,
@@ -36,10 +37,10 @@ def _numeric(column_id: str, name: str, decimals: int) -> dict[str, Any]:
 KERNEL_COLUMNS: list[dict[str, Any]] = [
     {"id": "name", "name": "kernel"},
     {"id": "category", "name": "category"},
-    _numeric("count", "calls", 0),
-    _numeric("total_ms", "total (ms)", 3),
-    _numeric("mean_us", "mean (µs)", 1),
-    _numeric("share_percent", "share of kernel time (%)", 1),
+    numeric_column("count", "calls", 0),
+    numeric_column("total_ms", "total (ms)", 3),
+    numeric_column("mean_us", "mean (µs)", 1),
+    numeric_column("share_percent", "share of kernel time (%)", 1),
     {"id": "tensor_core", "name": "tensor cores"},
 ]
 
@@ -62,14 +63,16 @@ def kernel_rows(kernels: Sequence[KernelStat], limit: int = KERNEL_ROWS) -> list
     ]
 
 
-def table(table_id: str, columns: Sequence[Any], rows: Sequence[Any]) -> Any:
+def table(
+    table_id: str, columns: Sequence[Any], rows: Sequence[Any], *, page_size: int = 25
+) -> Any:
     """A sortable table; cells are plain text (never markdown or HTML)."""
     return DataTable(
         id=table_id,
         columns=columns,
         data=rows,
         sort_action="native",
-        page_size=25,
+        page_size=page_size,
         style_table={"overflowX": "auto"},
         style_cell={"textAlign": "left", "maxWidth": "40rem", "whiteSpace": "normal"},
     )
@@ -86,15 +89,15 @@ def kernel_table(kernels: Sequence[KernelStat]) -> Any:
 COPY_COLUMNS: list[dict[str, Any]] = [
     {"id": "direction", "name": "direction"},
     {"id": "memory", "name": "host memory"},
-    _numeric("count", "copies", 0),
-    _numeric("total_ms", "time (ms)", 3),
-    _numeric("mib", "data (MiB)", 3),
+    numeric_column("count", "copies", 0),
+    numeric_column("total_ms", "time (ms)", 3),
+    numeric_column("mib", "data (MiB)", 3),
 ]
 SYNC_COLUMNS: list[dict[str, Any]] = [
     {"id": "name", "name": "call"},
     {"id": "kind", "name": "kind"},
-    _numeric("count", "calls", 0),
-    _numeric("total_ms", "time (ms)", 3),
+    numeric_column("count", "calls", 0),
+    numeric_column("total_ms", "time (ms)", 3),
 ]
 
 
