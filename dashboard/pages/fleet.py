@@ -77,6 +77,7 @@ def register(app: dash.Dash, ctx: PageContext) -> None:
         Input(ids.TICK, "n_intervals"),
         Input(ids.FLEET_SORT, "value"),
         Input(ids.FLEET_FILTER, "value"),
+        prevent_initial_call=True,  # the layout has just rendered the same cards
     )(lambda _n, sort, text: refresh(ctx, sort, text))
 
 

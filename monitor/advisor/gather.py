@@ -10,6 +10,7 @@ The ranks of one distributed job are separate runs in the store (one per process
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -41,20 +42,22 @@ def gather_run(store: Store, ref: str, *, thresholds: Thresholds | None = None) 
     run = store.run(ref)
     if run is None:
         raise ConfigError(f"no run {ref!r} in {store.url}; `gpulens runs` lists the runs")
-    steps = tuple(store.steps(run.run_id))
-    start, end = _span(run, steps)
-    uuids = run.gpu_uuids
-    return RunEvidence(
+    own = RunEvidence(
         run=run,
-        steps=steps,
+        steps=tuple(store.steps(run.run_id)),
         breakdowns=tuple(store.step_breakdowns(run.run_id)),
+    )
+    start, end = _span(run, own.steps)
+    uuids = run.gpu_uuids
+    return dataclasses.replace(
+        own,
         kernels=tuple(store.kernels(run.run_id, limit=5000)),
         traces=_traces(store, run),
         gpus=tuple(gpu for gpu in store.gpus() if gpu.uuid in uuids),
         samples={uuid: tuple(store.samples(uuid, start, end)) for uuid in uuids},
         events=tuple(e for uuid in uuids for e in store.events(start, end, uuid=uuid)),
         processes=tuple(p for uuid in uuids for p in store.process_spans(uuid, start, end)),
-        peers=_peers(store, run, thresholds or Thresholds()),
+        peers=_peers(store, own, thresholds or Thresholds()),
     )
 
 
@@ -106,8 +109,10 @@ def _traces(store: Store, run: RunInfo) -> tuple[RankAnalysis, ...]:
     return tuple(found)
 
 
-def _peers(store: Store, run: RunInfo, thresholds: Thresholds) -> tuple[PeerRank, ...]:
-    if run.world_size < 2:
+def _peers(store: Store, own: RunEvidence, thresholds: Thresholds) -> tuple[PeerRank, ...]:
+    """Every rank of ``own``'s job, ``own`` included (its rows are already read)."""
+    run = own.run
+    if run is None or run.world_size < 2:
         return ()
     newest: dict[int, RunInfo] = {}
     for other in store.runs(name_like=run.name, limit=200):
@@ -117,17 +122,22 @@ def _peers(store: Store, run: RunInfo, thresholds: Thresholds) -> tuple[PeerRank
             continue
         if other.rank not in newest or other.started_at > newest[other.rank].started_at:
             newest[other.rank] = other
-    newest[run.rank] = run
-    peers = [_peer(store, item, thresholds) for item in newest.values()]
+    newest.pop(run.rank, None)
+    others = [
+        RunEvidence(
+            run=item,
+            steps=tuple(store.steps(item.run_id)),
+            breakdowns=tuple(store.step_breakdowns(item.run_id)),
+        )
+        for item in newest.values()
+    ]
+    peers = [_peer(evidence, thresholds) for evidence in (own, *others)]
     return tuple(sorted((p for p in peers if p is not None), key=lambda p: p.rank))
 
 
-def _peer(store: Store, run: RunInfo, thresholds: Thresholds) -> PeerRank | None:
-    evidence = RunEvidence(
-        run=run,
-        steps=tuple(store.steps(run.run_id)),
-        breakdowns=tuple(store.step_breakdowns(run.run_id)),
-    )
+def _peer(evidence: RunEvidence, thresholds: Thresholds) -> PeerRank | None:
+    run = evidence.run
+    assert run is not None
     measures = measure(evidence, thresholds)
     if not measures.has_steps or math.isnan(measures.mean_step_us):
         return None
