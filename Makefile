@@ -27,6 +27,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy

@@ -27,12 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.advisor.compare import compare_runs  # noqa: E402
-from monitor.advisor.engine import advise  # noqa: E402
-from monitor.advisor.gather import gather_run  # noqa: E402
-from monitor.records import GpuInfo, GpuSample  # noqa: E402
+from monitor.core.advisor.compare import compare_runs  # noqa: E402
+from monitor.core.advisor.engine import advise  # noqa: E402
+from monitor.core.gpu_records import GpuInfo, GpuSample  # noqa: E402
+from monitor.core.run_records import RunInfo, StepRecord  # noqa: E402
+from monitor.services.gather import gather_run  # noqa: E402
 from monitor.store import Store  # noqa: E402
-from profiler_hooks.records import RunInfo, StepRecord  # noqa: E402
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 UUID = "GPU-bench"

@@ -52,7 +52,7 @@ def child(side: str, trace: Path) -> None:
         idle_pct = float(frame.iloc[0]["idle_time(us)"] / frame.iloc[0]["kernel_time(us)"] * 100)
         shutil.rmtree(folder)
     else:
-        from profiler_hooks.analysis import analyze_path
+        from monitor.traces.analyze import analyze_path
 
         base_kb = _peak_kb()
         start = time.perf_counter()

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from common import T0, Report, median, warn_if_loaded
 
-from monitor.buffer import Buffer, Spool
 from monitor.clock import ManualClock
-from monitor.collector import Collector, JobSettings
-from monitor.sampler import Sampler
-from monitor.simulated import SimulatedSource
+from monitor.collector.jobs import Collector, JobSettings
+from monitor.collector.sampler import Sampler
+from monitor.collector.simulated import SimulatedSource
+from monitor.pipeline.buffer import Buffer, Spool
 from monitor.store import Store
 
 GPUS = 8

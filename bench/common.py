@@ -21,9 +21,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from monitor.clock import ManualClock
-from monitor.records import GpuSample
-from monitor.sampler import Sampler
-from monitor.simulated import SimulatedSource
+from monitor.collector.sampler import Sampler
+from monitor.collector.simulated import SimulatedSource
+from monitor.core.gpu_records import GpuSample
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = os.environ.get(

@@ -4,7 +4,7 @@ Seeds a store with ``--gpus`` GPUs (4 per host) at 1 Hz for ``--days`` days (30 
 20.7 M raw rows, generated inside the database by ``series_query.py``'s seed, with three more
 of the GPU page's metrics), rolls the range up (``Store.rollup``: 1-min and 1-h buckets), adds
 the process samples that raw retention keeps (the last 7 days, one process per busy second), a
-few events, and 50 training runs of 2,000 steps (5 with an analysed profiler window from a
+few events, and 50 training runs of 2,000 steps (5 with an analyzed profiler window from a
 synthetic trace, findings from ``refresh_findings`` for every finished run). The store's
 retention is the product default (raw for 7 days, 1-min rollups for 90, 1-h forever), so the
 planner sends long ranges to the rollups. Then, per backend:
@@ -56,18 +56,18 @@ from plotly.io.json import to_json_plotly  # noqa: E402
 from dashboard.app import render  # noqa: E402
 from dashboard.context import PageContext  # noqa: E402
 from dashboard.pages import compare, fleet, gpu, runs  # noqa: E402
-from monitor.advisor.gather import refresh_findings  # noqa: E402
-from monitor.records import CollectorStatus, Event, GpuInfo, HostInfo, Record  # noqa: E402
-from monitor.resolution import RetentionPolicy  # noqa: E402
+from monitor.core.gpu_records import CollectorStatus, Event, GpuInfo, HostInfo, Record  # noqa: E402
+from monitor.core.resolution import RetentionPolicy  # noqa: E402
+from monitor.core.run_records import RunInfo, StepRecord, WindowRecord  # noqa: E402
+from monitor.services.gather import refresh_findings  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.store.schema import gpu_samples  # noqa: E402
-from profiler_hooks.analysis import analyze_path  # noqa: E402
-from profiler_hooks.records import RunInfo, StepRecord, WindowRecord  # noqa: E402
+from monitor.traces.analyze import analyze_path  # noqa: E402
 from tests.trace_gen import FIRST_STEP, write_synthetic_trace  # noqa: E402
 
 GPUS_PER_HOST = 4
 RUNS, STEPS, WINDOW_STEPS = 50, 2000, 4
-ANALYSED = (0, 4, 8, 12, 16)  # llama runs (GPUs 0 and 4) with an analysed window
+ANALYZED = (0, 4, 8, 12, 16)  # llama runs (GPUs 0 and 4) with an analyzed window
 GOAL_MS, GOAL_POINTS = 300.0, 2000
 RETENTION = RetentionPolicy(raw_days=7)  # the product default, spelled out
 GPU_RANGES = ("15m", "1h", "24h", "7d", "30d")
@@ -202,14 +202,14 @@ def seed_hosts(store: Store, fleet: Fleet) -> None:
 
 
 def run_steps(run: RunInfo, family: tuple[str, float, float], seed: int) -> list[StepRecord]:
-    """2,000 steps back to back (3 slow warm-up steps); steps 10-13 profiled when analysed."""
+    """2,000 steps back to back (3 slow warm-up steps); steps 10-13 profiled when analyzed."""
     _name, step_s, wait_s = family
     rng, steps, at = random.Random(seed), [], run.started_at
     for number in range(STEPS):
         wait = max(0.0, rng.gauss(wait_s, wait_s * 0.15))
         compute = max(0.02, rng.gauss(step_s - wait_s, 0.02 * step_s)) * (2.5 if number < 3 else 1)
         duration_us = round((wait + compute) * 1e6, 1)
-        profiled = seed in ANALYSED and 0 <= number - FIRST_STEP < WINDOW_STEPS
+        profiled = seed in ANALYZED and 0 <= number - FIRST_STEP < WINDOW_STEPS
         steps.append(StepRecord(run.run_id, number, at, duration_us, round(wait * 1e6, 1),
                                 cuda_allocated_bytes=52 * 2**30, cuda_peak_bytes=58 * 2**30,
                                 samples=32, is_profiled=profiled))  # fmt: skip
@@ -231,7 +231,7 @@ def run_start(k: int, fleet: Fleet, family: tuple[str, float, float]) -> datetim
 
 
 def seed_runs(store: Store, fleet: Fleet, analyses: list[Any]) -> list[str]:
-    """The runs, their steps, analysed windows and findings; returns the run ids."""
+    """The runs, their steps, analyzed windows and findings; returns the run ids."""
     run_ids = []
     for k in range(RUNS):
         family = FAMILIES[k % len(FAMILIES)]
@@ -240,14 +240,14 @@ def seed_runs(store: Store, fleet: Fleet, analyses: list[Any]) -> list[str]:
         steps = run_steps(run, family, k)
         store.start_run(run)
         store.write_steps(steps)
-        if k in ANALYSED:
+        if k in ANALYZED:
             window = WindowRecord(uuidlib.uuid4().hex, run.run_id, FIRST_STEP,
                                   FIRST_STEP + WINDOW_STEPS - 1, steps[FIRST_STEP].started_at,
-                                  status="analysing")  # fmt: skip
+                                  status="analyzing")  # fmt: skip
             store.save_window(window)
-            analysis = analyses[ANALYSED.index(k) % 2]
+            analysis = analyses[ANALYZED.index(k) % 2]
             when = window.started_at + timedelta(minutes=1)
-            store.save_window_analysis(window.window_id, analysis, analysed_at=when)
+            store.save_window_analysis(window.window_id, analysis, analyzed_at=when)
         if k != RUNS - 1:
             last = steps[-1]
             ended = last.started_at + timedelta(microseconds=last.duration_us + 1e6)
@@ -258,7 +258,7 @@ def seed_runs(store: Store, fleet: Fleet, analyses: list[Any]) -> list[str]:
 
 
 def trace_analyses() -> list[Any]:
-    """Two small synthetic traces (runs A and B of the comparison differ), analysed."""
+    """Two small synthetic traces (runs A and B of the comparison differ), analyzed."""
     with tempfile.TemporaryDirectory(prefix="gpulens-bench-") as tmp:
         found = []
         for seed, kernels in ((7, 60), (8, 40)):
@@ -351,7 +351,7 @@ class Case:
 
 
 def cases(ctx: PageContext, run_ids: list[str]) -> list[Case]:
-    uuid, a, b = gpu_uuid(0), run_ids[ANALYSED[0]], run_ids[ANALYSED[1]]
+    uuid, a, b = gpu_uuid(0), run_ids[ANALYZED[0]], run_ids[ANALYZED[1]]
     children, _ = gpu.graphs(ctx, uuid, "1h")
     tick = gpu.live_state(children, ctx.now() - timedelta(seconds=5))
     pages = [("/", ""), *((f"/gpu/{uuid}", f"?range={r}") for r in GPU_RANGES), ("/runs", ""),

@@ -10,7 +10,7 @@ cores. Three variants of the same loop, N steps each:
       written to a real SQLite store in a temporary folder;
   (3) the same with the default profiler schedule (``ProfileSchedule()``: 10 steps skipped,
       then one 5-step traced window per 300 steps). Traces are exported and saved by the
-      writer thread and analysed by a child process, as in a real job.
+      writer thread and analyzed by a child process, as in a real job.
       ``slow_step_trigger=False``, so that a noisy neighbour cannot add windows.
 
 A. Side by side. Three clocks over the loop (first ``begin_step`` to last ``step``): wall
@@ -19,7 +19,7 @@ time alone. The session's start and ``close()`` are timed apart: they happen onc
 The variants are interleaved (the order rotates each repeat); each overhead is paired with the
 baseline of the same repeat; the median and range over repeats are printed.
 N = 10 + 300·k + 150: k profiler windows, then 150 steps in which the last window's trace is
-saved and analysed beside the training.
+saved and analyzed beside the training.
 
 B. Attributed. On a shared 2-core machine whole runs drift by several percent against each
 other, more than the goals, so the cost is also taken apart:
@@ -175,13 +175,13 @@ def children_cpu_s() -> float:
 
 
 def wait_for_analysis(db: str, run_id: str, timeout_s: float = 120.0) -> tuple[int, int]:
-    """Wait until the run's windows are analysed (or failed): ``(windows, failed)``."""
+    """Wait until the run's windows are analyzed (or failed): ``(windows, failed)``."""
     store = Store.open(db)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             windows = store.windows(run_id)
-            busy = [w for w in windows if w.status in ("recording", "analysing")]
+            busy = [w for w in windows if w.status in ("recording", "analyzing")]
             if not busy or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

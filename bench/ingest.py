@@ -44,7 +44,7 @@ from common import (
 )
 from sqlalchemy.engine import make_url
 
-from monitor.records import GpuSample
+from monitor.core.gpu_records import GpuSample
 from monitor.store import Store
 from monitor.store.engine import SQLITE_BUSY_TIMEOUT_MS
 from monitor.store.schema import gpu_samples

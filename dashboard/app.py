@@ -23,7 +23,7 @@ from dashboard.context import PageContext, utc_now
 from dashboard.downloads import register_downloads
 from dashboard.pages import advice, compare, fleet, gpu, run, runs
 from dashboard.routes import RouteError, parse
-from monitor.errors import StoreError
+from monitor.core.errors import StoreError
 from monitor.store import Store
 
 PAGES: dict[str, ModuleType] = {

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import flask
 from werkzeug.wrappers import Response
 
-from monitor.errors import ConfigError
+from monitor.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

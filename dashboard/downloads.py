@@ -17,7 +17,7 @@ from urllib.parse import quote
 import flask
 from werkzeug.wrappers import Response
 
-from monitor.errors import StoreError
+from monitor.core.errors import StoreError
 from monitor.store import Store
 
 log = logging.getLogger(__name__)

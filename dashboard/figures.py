@@ -43,10 +43,10 @@ from dashboard.figures_run import (
     thin,
 )
 from dashboard.format import metric_label, metric_scale
-from monitor.advisor.compare_report import CategoryDelta
-from monitor.records import Event
-from monitor.resolution import Series
-from profiler_hooks.records import RunInfo
+from monitor.core.advisor.compare_report import CategoryDelta
+from monitor.core.gpu_records import Event
+from monitor.core.resolution import Series
+from monitor.core.run_records import RunInfo
 
 # The events a metric figure marks: kind -> (marker symbol, colour).
 EVENT_MARKERS: dict[str, tuple[str, str]] = {
@@ -272,7 +272,7 @@ def breakdown_delta_figure(deltas: Sequence[CategoryDelta]) -> go.Figure:
     bars; the hover says B minus A."""
     shown = [delta for delta in deltas if delta.a_us or delta.b_us]
     if not shown:
-        return empty_figure("no step breakdowns to compare: neither run has an analysed window")
+        return empty_figure("no step breakdowns to compare: neither run has an analyzed window")
     labels = [html.escape(delta.category) for delta in shown]
     fig = go.Figure()
     for side in ("A", "B"):

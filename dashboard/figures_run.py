@@ -23,10 +23,10 @@ import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 from plotly.subplots import make_subplots  # type: ignore[import-untyped, unused-ignore]
 
 from dashboard.format import duration_us_text, metric_label, metric_scale
-from monitor.records import GpuSample
-from monitor.run_views import StepBreakdownRow
-from profiler_hooks.analysis.model import CATEGORIES
-from profiler_hooks.records import StepRecord
+from monitor.core.analysis.model import CATEGORIES
+from monitor.core.gpu_records import GpuSample
+from monitor.core.run_records import StepRecord
+from monitor.core.run_views import StepBreakdownRow
 
 MAX_POINTS = 2000
 WEBGL_ABOVE_POINTS = 1000  # SVG scatter gets slow past this; WebGL draws any count smoothly
@@ -206,7 +206,7 @@ def breakdown_figure(rows: Sequence[StepBreakdownRow]) -> go.Figure:
         rows, key=lambda row: (row.step is None, row.step or 0, row.rank, row.start_us)
     )[-MAX_POINTS:]
     if not ordered:
-        return empty_figure("no profiler window of this run has been analysed yet")
+        return empty_figure("no profiler window of this run has been analyzed yet")
     labels = _row_labels(ordered)
     fig = go.Figure()
     for category in CATEGORIES:
@@ -232,7 +232,7 @@ def breakdown_total_figure(rows: Sequence[StepBreakdownRow]) -> go.Figure:
     }
     whole = sum(totals.values())
     if whole <= 0:
-        return empty_figure("no profiler window of this run has been analysed yet")
+        return empty_figure("no profiler window of this run has been analyzed yet")
     fig = go.Figure()
     for category, total_ms in totals.items():
         share = 100 * total_ms / whole

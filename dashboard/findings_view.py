@@ -23,10 +23,10 @@ from dashboard.format import (
     percent_text,
     watts_text,
 )
-from monitor.advisor.engine import advise
-from monitor.advisor.evidence import RunEvidence
-from monitor.advisor.gather import gather_run
-from monitor.advisor.model import Finding, Gain, Scope, Waste, rank_findings
+from monitor.core.advisor.engine import advise
+from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.model import Finding, Gain, Scope, Waste, rank_findings
+from monitor.services.gather import gather_run
 from monitor.store import Store
 
 TIMES = "\u00d7"  # the multiplication sign, as in "1.25x" (escaped: ruff flags it literal)

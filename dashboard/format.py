@@ -4,7 +4,7 @@ Every formatter takes the value in the unit its name says and returns a short st
 unit; ``None`` (and NaN) reads "n/a": the device does not support the metric, or it was not
 measured. Never 0: a missing metric is not a zero.
 
-Metric names carry their unit as a suffix (:mod:`monitor.metrics`); :func:`metric_value_text`
+Metric names carry their unit as a suffix (:mod:`monitor.core.metrics`); :func:`metric_value_text`
 and :func:`metric_label` read it from there, and :func:`metric_scale` says how to turn a stored
 value into the unit :func:`metric_label` names (bytes are shown in GiB, energy in kJ).
 """

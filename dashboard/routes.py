@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
-from monitor.metrics import METRIC_NAMES
-from profiler_hooks.records import RUN_STATUSES
+from monitor.core.metrics import METRIC_NAMES
+from monitor.core.run_records import RUN_STATUSES
 
 RANGES: dict[str, int] = {  # name -> seconds
     "15m": 15 * 60,

@@ -22,10 +22,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from monitor.core.errors import SessionError
+    from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
     from profiler_hooks.config import HooksConfig, ProfileSchedule
     from profiler_hooks.handler import TraceHandler, trace_handler
-    from profiler_hooks.records import RunInfo, RunStatus, StepRecord, WindowRecord
-    from profiler_hooks.session import SessionError, StepSession, attach, profile_steps
+    from profiler_hooks.session import StepSession, attach, profile_steps
     from profiler_hooks.sink import RunSink, StoreSink
     from profiler_hooks.writer import HookStats
 
@@ -48,28 +49,28 @@ __all__ = [
 ]
 
 _HOME = {
-    "HooksConfig": "config",
-    "ProfileSchedule": "config",
-    "RunInfo": "records",
-    "RunStatus": "records",
-    "StepRecord": "records",
-    "WindowRecord": "records",
-    "HookStats": "writer",
-    "SessionError": "session",
-    "StepSession": "session",
-    "attach": "session",
-    "profile_steps": "session",
-    "RunSink": "sink",
-    "StoreSink": "sink",
-    "TraceHandler": "handler",
-    "trace_handler": "handler",
+    "HooksConfig": "profiler_hooks.config",
+    "ProfileSchedule": "profiler_hooks.config",
+    "RunInfo": "monitor.core.run_records",
+    "RunStatus": "monitor.core.run_records",
+    "StepRecord": "monitor.core.run_records",
+    "WindowRecord": "monitor.core.run_records",
+    "HookStats": "profiler_hooks.writer",
+    "SessionError": "monitor.core.errors",
+    "StepSession": "profiler_hooks.session",
+    "attach": "profiler_hooks.session",
+    "profile_steps": "profiler_hooks.session",
+    "RunSink": "profiler_hooks.sink",
+    "StoreSink": "profiler_hooks.sink",
+    "TraceHandler": "profiler_hooks.handler",
+    "trace_handler": "profiler_hooks.handler",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: ``monitor.store`` imports profiler_hooks.records, which runs this file first.
+    # Lazy, so that importing the package costs nothing until a session starts.
     if name in _HOME:
-        value = getattr(import_module(f"profiler_hooks.{_HOME[name]}"), name)
+        value = getattr(import_module(_HOME[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'profiler_hooks' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The hooks' settings: arguments, then ``GPULENS_*`` environment variables, then defaults.
 
 Everything a session needs is resolved once, when the session is made, into a frozen
-:class:`HooksConfig`; a bad value raises :class:`~monitor.errors.ConfigError` right there,
+:class:`HooksConfig`; a bad value raises :class:`~monitor.core.errors.ConfigError` right there,
 naming the argument or variable (the one kind of error the hooks let reach the training script).
 
 Environment variables (arguments win):
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
-from monitor.errors import ConfigError
+from monitor.core.errors import ConfigError
 
 AnalysisMode: TypeAlias = Literal["process", "inline", "off"]
 ANALYSIS_MODES: tuple[AnalysisMode, ...] = ("process", "inline", "off")

@@ -10,7 +10,7 @@ module is not named after it, so ``profiler_hooks.trace_handler`` is always the 
             prof.step()
 
 Each ready trace is saved as ``<trace_dir>/<run_id>/window-<first>-<last>.pt.trace.json.gz``,
-recorded as a profiler window of a run and analysed in the background. Inside an open
+recorded as a profiler window of a run and analyzed in the background. Inside an open
 :class:`~profiler_hooks.session.StepSession` (and without its own ``run_name``, ``db`` or
 ``sink``) the windows join the session's run; otherwise the handler records a run of its own,
 ended by ``handler.close()`` or at interpreter exit.
@@ -43,16 +43,16 @@ def trace_handler(
     *,
     db: str | None = None,
     trace_dir: str | os.PathLike[str] | None = None,
-    analyse: bool = True,
+    analyze: bool = True,
     sink: RunSink | None = None,
 ) -> TraceHandler:
     """A torch-style ``on_trace_ready`` factory (see the module's docstring). Raises
-    :class:`~monitor.errors.ConfigError` for a bad argument or variable."""
+    :class:`~monitor.core.errors.ConfigError` for a bad argument or variable."""
     config = resolve_config(
         run_name,
         db=db,
         trace_dir=trace_dir,
-        analysis="process" if analyse else "off",
+        analysis="process" if analyze else "off",
         has_sink=sink is not None,
     )
     joins_session = run_name is None and db is None and sink is None and trace_dir is None

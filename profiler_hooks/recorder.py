@@ -4,7 +4,7 @@ A :class:`~profiler_hooks.session.StepSession` owns one; so does a
 :func:`~profiler_hooks.trace_handler` used without a session.
 A window's trace is exported where torch hands it over, then gzipped in the writer thread to
 ``<trace_dir>/<run_id>/window-<first>-<last>.pt.trace.json.gz`` (Perfetto and TensorBoard open
-``.json.gz``), saved as a :class:`WindowRecord` and analysed in the background.
+``.json.gz``), saved as a :class:`WindowRecord` and analyzed in the background.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
-from profiler_hooks.analyser import describe_error
+from monitor.core.run_records import RunInfo, RunStatus, WindowRecord
+from monitor.pipeline.spool import HookSpool
+from profiler_hooks.analyzer import describe_error
 from profiler_hooks.config import HooksConfig
 from profiler_hooks.environment import detect_environment, torch_settings
-from profiler_hooks.records import RunInfo, RunStatus, WindowRecord
 from profiler_hooks.sink import EndRun, RunSink, SaveWindow, StartRun, StoreSink
-from profiler_hooks.spool import HookSpool
 from profiler_hooks.step_timer import RawStep, WallClock, step_record
 from profiler_hooks.writer import BackgroundWriter, HookStats
 
@@ -116,7 +116,7 @@ class RunRecorder:
         self.writer.submit(StartRun(self.info))
 
     def save_trace(self, capture: TraceCapture) -> None:
-        """Export the window's trace now; gzip, save and analyse it in the writer thread.
+        """Export the window's trace now; gzip, save and analyze it in the writer thread.
 
         The export stays on the calling (training) thread: torch's exporter holds the GIL
         throughout, so elsewhere it would stall a later step at random; here its cost lands
@@ -168,13 +168,13 @@ class RunRecorder:
             error = exc
         if error is not None:
             failed = dataclasses.replace(window, status="failed", error=describe_error(error))
-            self.writer.submit(SaveWindow(failed, analyse=False))
+            self.writer.submit(SaveWindow(failed, analyze=False))
             return
-        analyse = self.writer.analyser.mode != "off"
+        analyze = self.writer.analyzer.mode != "off"
         saved = dataclasses.replace(
-            window, trace_path=str(path), status="analysing" if analyse else "recording"
+            window, trace_path=str(path), status="analyzing" if analyze else "recording"
         )
-        self.writer.submit(SaveWindow(saved, analyse=analyse))
+        self.writer.submit(SaveWindow(saved, analyze=analyze))
 
 
 def gzip_file(raw: Path, path: Path) -> None:

@@ -28,11 +28,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from monitor.errors import GpulensError
+from monitor.core.errors import SessionError
+from monitor.core.run_records import RunStatus
 from profiler_hooks.config import AnalysisMode, HooksConfig, ProfileSchedule, resolve_config
 from profiler_hooks.loader_timing import TimedIterator, time_each_pass
 from profiler_hooks.recorder import RunRecorder, describe_run
-from profiler_hooks.records import RunStatus
 from profiler_hooks.sink import RunSink
 from profiler_hooks.step_timer import (
     NO_MEMORY,
@@ -55,11 +55,6 @@ perf_counter_ns = time.perf_counter_ns
 
 _slot = threading.Lock()
 _open_session: StepSession | None = None
-
-
-class SessionError(GpulensError):
-    """A session used the wrong way (a second session while one is open, a closed one
-    reused, a loader whose iteration cannot be measured)."""
 
 
 def active_session() -> StepSession | None:
@@ -333,9 +328,9 @@ def profile_steps(
     ``slow_step_trigger``: trace the steps after one that took over 3x the recent median.
     ``enabled=False`` (or ``GPULENS_DISABLE=1``): steps are counted, nothing else happens.
     ``config``: your settings, kept with the run. ``analysis``: where window traces are
-    analysed (``"process"``, ``"inline"`` or ``"off"``, see :mod:`profiler_hooks.analyser`).
+    analyzed (``"process"``, ``"inline"`` or ``"off"``, see :mod:`profiler_hooks.analyzer`).
 
-    Raises :class:`~monitor.errors.ConfigError` for a bad argument or variable.
+    Raises :class:`~monitor.core.errors.ConfigError` for a bad argument or variable.
     """
     resolved = resolve_config(
         run_name,

@@ -3,7 +3,7 @@ and the operations the writer queues for it.
 
 :class:`monitor.store.Store` satisfies :class:`RunSink`; tests and integrations may pass any
 object with these six methods. A sink signals "try again later" by raising
-:class:`~monitor.errors.StoreError` (``StoreUnavailable`` when the database is down) or
+:class:`~monitor.core.errors.StoreError` (``StoreUnavailable`` when the database is down) or
 ``OSError``; the writer then keeps, retries and, past its bounds, spools the records.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from profiler_hooks.analysis.model import TraceAnalysis
-from profiler_hooks.records import RunInfo, RunStatus, StepRecord, WindowRecord
+from monitor.core.analysis.model import TraceAnalysis
+from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
 
 if TYPE_CHECKING:
     from monitor.store import Store
@@ -74,7 +74,7 @@ class StoreSink:
     def end_run(self, run_id: str, ended_at: datetime, status: RunStatus) -> None:
         store = self.store()
         store.end_run(run_id, ended_at, status)
-        from monitor.advisor.gather import refresh_findings
+        from monitor.services.gather import refresh_findings
 
         try:  # the run's findings, for the dashboard; `gpulens advise` can always redo them
             refresh_findings(store, run_id)
@@ -117,10 +117,10 @@ class EndRun:
 
 @dataclass(frozen=True, slots=True)
 class SaveWindow:
-    """Save the window; then, with ``analyse``, analyse its trace in the background."""
+    """Save the window; then, with ``analyze``, analyze its trace in the background."""
 
     window: WindowRecord
-    analyse: bool = True
+    analyze: bool = True
 
     def apply(self, sink: RunSink) -> None:
         sink.save_window(self.window)
@@ -130,7 +130,7 @@ class SaveWindow:
 class SaveAnalysis:
     window_id: str
     analysis: TraceAnalysis
-    trace_path: str  # spooled as "analyse this trace again": the analysis is not kept on disk
+    trace_path: str  # spooled as "analyze this trace again": the analysis is not kept on disk
 
     def apply(self, sink: RunSink) -> None:
         sink.save_window_analysis(self.window_id, self.analysis)
@@ -146,14 +146,14 @@ class FailWindow:
 
 
 @dataclass(frozen=True, slots=True)
-class AnalyseWindow:
+class AnalyzeWindow:
     """A window saved earlier whose analysis is still owed (read back from a spool file)."""
 
     window_id: str
     trace_path: str
 
     def apply(self, sink: RunSink) -> None:
-        """Nothing to write: the writer hands the trace to its analyser."""
+        """Nothing to write: the writer hands the trace to its analyzer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,5 +167,5 @@ class StepBatch:
 
 
 SinkOp: TypeAlias = (
-    StartRun | EndRun | SaveWindow | SaveAnalysis | FailWindow | AnalyseWindow | StepBatch
+    StartRun | EndRun | SaveWindow | SaveAnalysis | FailWindow | AnalyzeWindow | StepBatch
 )

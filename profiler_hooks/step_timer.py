@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeAlias
 
-from profiler_hooks.records import StepRecord
+from monitor.core.run_records import StepRecord
 
 RawStep: TypeAlias = tuple[
     int,  # step

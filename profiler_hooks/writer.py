@@ -23,12 +23,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitor.errors import ConfigError, StoreError
-from profiler_hooks.analyser import WindowAnalyser
+from monitor.core.errors import ConfigError, StoreError
+from monitor.core.run_records import StepRecord
+from monitor.pipeline.spool import HookSpool, Item
+from profiler_hooks.analyzer import WindowAnalyzer
 from profiler_hooks.config import AnalysisMode
-from profiler_hooks.records import StepRecord
-from profiler_hooks.sink import AnalyseWindow, RunSink, SaveWindow, SinkOp, StepBatch
-from profiler_hooks.spool import HookSpool, Item
+from profiler_hooks.sink import AnalyzeWindow, RunSink, SaveWindow, SinkOp, StepBatch
 from profiler_hooks.step_timer import RawStep
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class BackgroundWriter:
     ) -> None:
         self.sink = sink
         self.spool = spool
-        self.analyser = WindowAnalyser(
+        self.analyzer = WindowAnalyzer(
             analysis, emit=self.submit, store_url=store_url, spool_dir=spool.directory
         )
         self._to_record = to_record
@@ -198,7 +198,7 @@ class BackgroundWriter:
 
     def _cycle(self) -> None:
         self._drain()
-        self.analyser.poll()
+        self.analyzer.poll()
         if time.monotonic() >= self._retry_at:
             self._flush()
         self._spill_overflow()
@@ -210,13 +210,13 @@ class BackgroundWriter:
             ok = self._flush()
             if not ok and self._down:  # no use waiting: spool what is left
                 break
-            self.analyser.poll()
-            more = self._queue or self._pending or self.analyser.busy
+            self.analyzer.poll()
+            more = self._queue or self._pending or self.analyzer.busy
             if not more or time.monotonic() >= self._deadline:
                 break
             if ok:
                 time.sleep(0.02)
-        left = self.analyser.wait(self._deadline if ok else 0.0)
+        left = self.analyzer.wait(self._deadline if ok else 0.0)
         with self._lock:
             self._pending.extend(left)
         self._drain(run_tasks=False)
@@ -305,10 +305,10 @@ class BackgroundWriter:
                 self._written += len(head)
             elif isinstance(first, StepBatch):
                 self._replayed += len(first.steps)
-        if isinstance(first, SaveWindow) and first.analyse and first.window.trace_path:
-            self.analyser.submit(first.window.window_id, first.window.trace_path)
-        elif isinstance(first, AnalyseWindow):
-            self.analyser.submit(first.window_id, first.trace_path)
+        if isinstance(first, SaveWindow) and first.analyze and first.window.trace_path:
+            self.analyzer.submit(first.window.window_id, first.window.trace_path)
+        elif isinstance(first, AnalyzeWindow):
+            self.analyzer.submit(first.window_id, first.trace_path)
 
     def _recovered(self) -> None:
         if self._failures:

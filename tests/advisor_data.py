@@ -8,8 +8,7 @@ from typing import Any
 
 from helpers import T0
 
-from monitor.run_views import StepBreakdownRow
-from profiler_hooks.analysis.model import (
+from monitor.core.analysis.model import (
     CATEGORIES,
     IdleBreakdown,
     KernelStat,
@@ -20,7 +19,8 @@ from profiler_hooks.analysis.model import (
     SyncStat,
     Temporal,
 )
-from profiler_hooks.records import RunInfo, StepRecord
+from monitor.core.run_records import RunInfo, StepRecord
+from monitor.core.run_views import StepBreakdownRow
 
 RUN = RunInfo("r1", "train", "h1", T0, gpu_uuids=("GPU-a",))
 

@@ -18,7 +18,7 @@ def gpulens_env(tmp_path: Path) -> dict[str, str]:
 
 def gpulens(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
+        [sys.executable, "-m", "monitor.cli.main", *args],
         env=gpulens_env(tmp_path),
         capture_output=True,
         text=True,
@@ -28,7 +28,7 @@ def gpulens(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Comp
 
 def start_gpulens(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", *args],
+        [sys.executable, "-m", "monitor.cli.main", *args],
         env=gpulens_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

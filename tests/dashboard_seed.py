@@ -3,7 +3,7 @@
 :func:`seed_store` fills a real store through its public write API only (``write``,
 ``heartbeat``, ``rollup``, the run methods and the advisor's ``refresh_findings``): hosts with
 H100s sampled every 10 s, the processes on them, a throttling episode, an XID, training runs
-with steps, one profiler window analysed from a synthetic Kineto trace, and the advisor's
+with steps, one profiler window analyzed from a synthetic Kineto trace, and the advisor's
 findings. Two values are hostile on purpose (a process name and a run name that are markup) so
 the tests can check that the pages show them as text.
 
@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from monitor.advisor.gather import refresh_findings
-from monitor.records import (
+from monitor.core.gpu_records import (
     CollectorStatus,
     Event,
     GpuInfo,
@@ -30,9 +29,10 @@ from monitor.records import (
     ProcessSample,
     Record,
 )
+from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
+from monitor.services.gather import refresh_findings
 from monitor.store import Store
-from profiler_hooks.analysis import analyze_path
-from profiler_hooks.records import RunInfo, RunStatus, StepRecord, WindowRecord
+from monitor.traces.analyze import analyze_path
 from tests.trace_gen import FIRST_STEP, write_synthetic_trace
 
 HOSTILE_PROCESS_NAME = "<img src=x onerror=alert(1)>"
@@ -47,7 +47,7 @@ DRIVER_VERSION = "570.133.20"
 CUDA_DRIVER_VERSION = "12.8"
 THROTTLE_REASONS = 0x4 | 0x20  # sw_power_cap + sw_thermal_slowdown
 IDLE_REASONS = 0x1  # gpu_idle: not a slowdown
-WINDOW_STEPS = 4  # steps traced by the analysed profiler window
+WINDOW_STEPS = 4  # steps traced by the analyzed profiler window
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class SeedInfo:
     gpu_indices: dict[str, int]  # uuid -> NVML index on its host
     latest: dict[str, GpuSample]  # uuid -> its newest sample
     runs: tuple[SeededRun, ...]
-    analysed_run_id: str | None  # the run with an analysed profiler window
+    analyzed_run_id: str | None  # the run with an analyzed profiler window
     throttled_uuid: str  # the GPU with the throttle_start/throttle_end episode
     xid_uuid: str
     hostile_process_uuid: str
@@ -118,7 +118,7 @@ class _RunPlan:
     status: RunStatus
     utilization_percent: float
     memory_gib: float
-    analysed: bool = False
+    analyzed: bool = False
 
 
 def _plans(runs: int, gpu_count: int) -> list[_RunPlan]:
@@ -126,7 +126,7 @@ def _plans(runs: int, gpu_count: int) -> list[_RunPlan]:
     base = [
         # Input-bound: 35 % of every step waits for the DataLoader (a critical finding).
         _RunPlan("llama-7b-finetune", 0, 0.05, 0.45, 1.20, 0.42, "finished", 62.0, 58.5,
-                 analysed=True),
+                 analyzed=True),
         _RunPlan("llama-7b-finetune-workers8", min(2, last), 0.20, 0.60, 0.85, 0.03,
                  "finished", 91.0, 61.0),
         _RunPlan(HOSTILE_RUN_NAME, 0, 0.55, None, 1.00, 0.05, "running", 88.0, 60.0),
@@ -150,7 +150,7 @@ def seed_store(
 ) -> SeedInfo:
     """Fill ``store`` with ``minutes`` of telemetry up to ``now`` and ``runs`` training runs.
 
-    ``trace_dir``: where the analysed window's synthetic trace is kept (its path is stored with
+    ``trace_dir``: where the analyzed window's synthetic trace is kept (its path is stored with
     the window); without one it is written to a temporary folder and removed.
     """
     if hosts < 1 or gpus_per_host < 1 or minutes < 10:
@@ -248,14 +248,14 @@ def seed_store(
 
     seeded: list[SeededRun] = []
     window_ids: list[str] = []
-    analysed_run_id = None
+    analyzed_run_id = None
     for plan, (info, ended) in zip(plans, planned, strict=True):
         steps = _steps(plan, info.run_id, info.started_at, ended or now, rng)
         store.start_run(info)
         store.write_steps(steps)
-        if plan.analysed:
-            window_ids.append(_save_analysed_window(store, info, steps, trace_dir))
-            analysed_run_id = info.run_id
+        if plan.analyzed:
+            window_ids.append(_save_analyzed_window(store, info, steps, trace_dir))
+            analyzed_run_id = info.run_id
         titles: tuple[str, ...] = ()
         if ended is not None:
             store.end_run(info.run_id, ended, plan.status)
@@ -273,7 +273,7 @@ def seed_store(
         gpu_indices={gpu.uuid: gpu.index for gpu in gpus},
         latest=latest,
         runs=tuple(seeded),
-        analysed_run_id=analysed_run_id,
+        analyzed_run_id=analyzed_run_id,
         throttled_uuid=throttled,
         xid_uuid=uuids[min(2, len(uuids) - 1)],
         hostile_process_uuid=hostile_uuid,
@@ -429,7 +429,7 @@ def _steps(
                 cuda_peak_bytes=int(allocated * 1.12),
                 samples=32,
                 tokens=32 * 2048,
-                is_profiled=plan.analysed and FIRST_STEP <= number < FIRST_STEP + WINDOW_STEPS,
+                is_profiled=plan.analyzed and FIRST_STEP <= number < FIRST_STEP + WINDOW_STEPS,
             )
         )
         at += timedelta(microseconds=duration_us)
@@ -437,7 +437,7 @@ def _steps(
     return steps
 
 
-def _save_analysed_window(
+def _save_analyzed_window(
     store: Store, info: RunInfo, steps: list[StepRecord], trace_dir: Path | None
 ) -> str:
     """A profiler window over steps 10-13 with the analysis of a synthetic Kineto trace."""
@@ -456,11 +456,11 @@ def _save_analysed_window(
                 last_step=last,
                 started_at=steps[first].started_at,
                 trace_path=str(path) if trace_dir is not None else None,
-                status="analysing",
+                status="analyzing",
             )
         )
         store.save_window_analysis(
-            window_id, analysis, analysed_at=steps[last].started_at + timedelta(seconds=5)
+            window_id, analysis, analyzed_at=steps[last].started_at + timedelta(seconds=5)
         )
     return window_id
 

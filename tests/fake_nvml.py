@@ -2,7 +2,7 @@
 
 :class:`FakeNvml` re-exports the real pynvml's constants, error classes and ctypes structs,
 so an error is raised the real way (``pynvml.NVMLError(code)`` gives the subclass) and a
-returned struct has the real attribute names. The functions :mod:`monitor.nvml` calls are
+returned struct has the real attribute names. The functions :mod:`monitor.collector.nvml` calls are
 implemented over :class:`FakeDevice` objects; any other ``nvml*`` function raises
 ``NVMLError_FunctionNotFound``, as with an old driver.
 

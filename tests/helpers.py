@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from monitor.records import GpuInfo, GpuSample, HostInfo
-from monitor.source import DeviceFacts, GpuReading, Poll, SystemFacts
+from monitor.core.gpu_records import GpuInfo, GpuSample, HostInfo
+from monitor.core.source import DeviceFacts, GpuReading, Poll, SystemFacts
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from cli import gpulens
 
-from monitor.advisor.engine import advise
-from monitor.advisor.gather import evidence_from_trace, gather_run
+from monitor.core.advisor.engine import advise
+from monitor.services.gather import evidence_from_trace, gather_run
 from monitor.store import Store
-from profiler_hooks.analysis import analyze_path
+from monitor.traces.analyze import analyze_path
 
 FINDING_KEYS = {
     "rule",
@@ -163,7 +163,7 @@ def test_advise_lists_its_thresholds(tmp_path: Path) -> None:
 def test_advise_fleet_finds_idle_gpus_holding_memory(tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from monitor.records import GpuInfo, GpuSample, ProcessSample
+    from monitor.core.gpu_records import GpuInfo, GpuSample, ProcessSample
 
     db = f"sqlite:///{tmp_path / 'store.db'}"
     now = datetime.now(timezone.utc)

@@ -11,13 +11,13 @@ import pytest
 from advisor_data import RUN, copies, kernel, launch, rows, rules_of, steps, syncs, trace
 from helpers import T0
 
-from monitor.advisor.engine import AdvisorSettings, advise
-from monitor.advisor.evidence import PeerRank, RunEvidence
-from monitor.advisor.model import Gain, amdahl, finding_from_json, finding_to_json
-from monitor.advisor.thresholds import THRESHOLDS, Thresholds, parse_overrides
-from monitor.errors import ConfigError
-from monitor.records import Event, GpuInfo, GpuSample, ProcessSample
-from profiler_hooks.analysis.model import Overlap
+from monitor.core.advisor.engine import AdvisorSettings, advise
+from monitor.core.advisor.evidence import PeerRank, RunEvidence
+from monitor.core.advisor.model import Gain, amdahl, finding_from_json, finding_to_json
+from monitor.core.advisor.thresholds import THRESHOLDS, Thresholds, parse_overrides
+from monitor.core.analysis.model import Overlap
+from monitor.core.errors import ConfigError
+from monitor.core.gpu_records import Event, GpuInfo, GpuSample, ProcessSample
 
 GIB = 1024**3
 
@@ -417,7 +417,7 @@ def _fleet(now_minutes: int, util: float, used_gib: float, uuid: str = "GPU-a") 
 
 
 def test_fleet_gpus_idle_while_holding_memory() -> None:
-    from monitor.advisor.fleet import idle_allocated
+    from monitor.core.advisor.fleet import idle_allocated
 
     gpus = [
         GpuInfo("GPU-a", "h1", T0, 0, "H100", False, memory_total_bytes=80 * GIB),

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from profiler_hooks.analysis import to_json
-from profiler_hooks.analysis.events import EventTable, copy_key, sync_kind, to_ns
-from profiler_hooks.analysis.model import CATEGORIES, RankAnalysis
-from profiler_hooks.analysis.ranks import analyze_rank, combine
+from monitor.core.analysis import to_json
+from monitor.core.analysis.events import EventTable, copy_key, sync_kind, to_ns
+from monitor.core.analysis.model import CATEGORIES, RankAnalysis
+from monitor.core.analysis.ranks import analyze_rank, combine
 
 PID, TID = 100, 100
 
@@ -68,7 +68,7 @@ META = {
 }
 
 
-def analyse(events: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> RankAnalysis:
+def analyze(events: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> RankAnalysis:
     table = EventTable()
     table.add(events)
     return analyze_rank(table, META if meta is None else meta, default_rank=0, source="t.json")
@@ -98,7 +98,7 @@ def test_breakdown_takes_categories_by_priority_and_sums_to_the_step() -> None:
             "enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__", 60, 20, "user_annotation"
         ),
     ]
-    result = analyse(events)
+    result = analyze(events)
     (only,) = result.steps
     assert only.step == 1 and only.duration_us == 100
     b = only.breakdown_us
@@ -131,7 +131,7 @@ def test_a_step_stretches_to_the_end_of_the_gpu_work_it_launched() -> None:
         launch(65, 5, corr=2),
         kernel("k2", 95, 10, corr=2),
     ]
-    first, second = analyse(events).steps
+    first, second = analyze(events).steps
     assert (first.start_us, first.duration_us) == (0, 90)
     assert (second.start_us, second.duration_us) == (90, 20)
     assert first.breakdown_us["kernel"] == 50
@@ -149,7 +149,7 @@ def test_temporal_breakdown_follows_hta() -> None:
         kernel("Memcpy HtoD (Pageable -> Device)", 50, 10, cat="gpu_memcpy"),
         kernel("Stream Sync", 60, 30, cat="cuda_sync"),
     ]
-    result = analyse(events)
+    result = analyze(events)
     t = result.temporal
     assert t.span_us == 60  # 0..60; the sync row is excluded
     assert t.compute_us == 20
@@ -175,7 +175,7 @@ def test_with_several_steps_the_temporal_scope_is_htas() -> None:
         kernel("c", 210, 50, corr=3),
         kernel("orphan", 150, 5),
     ]
-    result = analyse(events)
+    result = analyze(events)
     assert result.temporal.span_us == 130  # 10..140
     assert result.temporal.compute_us == 40
     assert [s.gpu_busy_us for s in result.steps] == [10, 35, 50]
@@ -193,7 +193,7 @@ def test_idle_time_is_split_into_host_wait_kernel_wait_and_other() -> None:
         launch(6, 1, corr=4),
         kernel("d", 240, 10, corr=4),  # queued, 100 µs gap: other
     ]
-    idle = analyse(events).idle_breakdown_us
+    idle = analyze(events).idle_breakdown_us
     assert (idle.host_wait, idle.kernel_wait, idle.other) == (90, 10, 100)
 
 
@@ -206,7 +206,7 @@ def test_launch_statistics_match_kernels_to_their_launch() -> None:
         kernel("big", 40, 50, corr=2),
         kernel("no launch", 95, 1),
     ]
-    stats = analyse(events).launch
+    stats = analyze(events).launch
     assert stats is not None
     assert (stats.launches, stats.matched, stats.short_kernels) == (2, 2, 1)
     assert stats.mean_launch_us == 10
@@ -255,7 +255,7 @@ def test_legacy_categories_and_stream_tids_are_understood() -> None:
             "args": {"device": 0, "bytes": 4096},
         },
     ]
-    result = analyse(events, meta={})
+    result = analyze(events, meta={})
     (only,) = result.steps
     assert only.step == 7
     assert only.breakdown_us["kernel"] == 40 and only.breakdown_us["memcpy"] == 5
@@ -265,7 +265,7 @@ def test_legacy_categories_and_stream_tids_are_understood() -> None:
 
 def test_traces_without_profiler_steps_get_whole_trace_figures() -> None:
     events = [op("aten::add", 0, 10), launch(2, 2, corr=1), kernel("add", 5, 20, corr=1)]
-    result = analyse(events)
+    result = analyze(events)
     assert result.steps == ()
     assert result.total.duration_us == 25  # 0..25
     assert result.total.breakdown_us["kernel"] == 20
@@ -273,7 +273,7 @@ def test_traces_without_profiler_steps_get_whole_trace_figures() -> None:
 
 
 def test_cpu_only_traces_have_no_gpu_figures() -> None:
-    result = analyse([step(1, 0, 10), op("aten::mm", 1, 8)], meta={})
+    result = analyze([step(1, 0, 10), op("aten::mm", 1, 8)], meta={})
     assert result.device is None and result.temporal.span_us == 0
     assert result.steps[0].breakdown_us["cpu_exec"] == 8
     assert result.launch is None and result.overlap is None
@@ -289,7 +289,7 @@ def test_kernel_table_flags_tensor_cores_by_name() -> None:
         "void at::native::vectorized_elementwise_kernel<4, at::native::AddFunctor<float>>": False,
     }
     events = [kernel(name, i * 10, 5) for i, name in enumerate(names)]
-    table = {k.name: k.tensor_core for k in analyse(events).kernels}
+    table = {k.name: k.tensor_core for k in analyze(events).kernels}
     assert table == names
 
 
@@ -305,7 +305,7 @@ def test_copies_and_syncs_are_classified() -> None:
 def test_stragglers_stand_out_from_the_median_rank() -> None:
     def rank_with(step_us: float, rank: int) -> RankAnalysis:
         events = [step(n, n * 1000, step_us) for n in range(3)]
-        return analyse(events, meta={"distributedInfo": {"rank": rank}})
+        return analyze(events, meta={"distributedInfo": {"rank": rank}})
 
     result = combine([rank_with(100, 0), rank_with(102, 1), rank_with(150, 2), rank_with(99, 3)])
     assert [s.rank for s in result.stragglers] == [2]
@@ -313,7 +313,7 @@ def test_stragglers_stand_out_from_the_median_rank() -> None:
 
 
 def test_json_has_the_documented_shape() -> None:
-    result = combine([analyse([step(1, 0, 100), kernel("gemm", 10, 20)])])
+    result = combine([analyze([step(1, 0, 100), kernel("gemm", 10, 20)])])
     document = json.loads(json.dumps(to_json(result)))
     (rank,) = document["ranks"]
     assert {"rank", "device", "temporal", "idle_breakdown_us", "steps", "kernels"} <= set(rank)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler_hooks.analysis import analyze_path
+from monitor.traces.analyze import analyze_path
 from tests.trace_gen import write_synthetic_trace
 
 
@@ -53,7 +53,7 @@ def test_every_figure_matches_the_generators_truth(tmp_path: Path, float_timesta
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking (pytest) process.
 RSS_PROBE = """
 import json, sys
-from profiler_hooks.analysis import analyze_path
+from monitor.traces.analyze import analyze_path
 result = analyze_path(sys.argv[1])
 rank = result.ranks[0]
 status = open("/proc/self/status").read().split("VmHWM:")[1]

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from monitor.buffer import Buffer, Counters, Spool
-from monitor.errors import StoreUnavailable
-from monitor.records import Record
+from monitor.core.errors import StoreUnavailable
+from monitor.core.gpu_records import Record
+from monitor.pipeline.buffer import Buffer, Counters, Spool
 from tests.helpers import samples
 
 

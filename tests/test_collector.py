@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from monitor.buffer import Buffer, Spool
 from monitor.clock import ManualClock
-from monitor.collector import Collector, JobSettings
-from monitor.errors import StoreUnavailable
-from monitor.sampler import Sampler
-from monitor.source import Poll
+from monitor.collector.jobs import Collector, JobSettings
+from monitor.collector.sampler import Sampler
+from monitor.core.errors import StoreUnavailable
+from monitor.core.source import Poll
+from monitor.pipeline.buffer import Buffer, Spool
 from monitor.store import Store
 from monitor.store.schema import events, gpu_rollups_1m, gpu_samples
 from tests.helpers import T0, ScriptedSource, steady_poll

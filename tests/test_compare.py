@@ -10,19 +10,19 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from monitor.advisor import compare
-from monitor.advisor.compare import (
+from monitor.core.advisor import compare
+from monitor.core.advisor.compare import (
     Comparison,
     compare_runs,
     comparison_to_json,
     diff_kernels,
     render_comparison,
 )
-from monitor.advisor.evidence import RunEvidence
-from monitor.advisor.model import Finding, Gain, Scope
-from monitor.run_views import StepBreakdownRow
-from profiler_hooks.analysis.model import CATEGORIES, KernelStat
-from profiler_hooks.records import RunInfo, StepRecord
+from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.model import Finding, Gain, Scope
+from monitor.core.analysis.model import CATEGORIES, KernelStat
+from monitor.core.run_records import RunInfo, StepRecord
+from monitor.core.run_views import StepBreakdownRow
 from tests.helpers import T0
 
 

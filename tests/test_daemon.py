@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.buffer import Buffer, Spool
 from monitor.clock import ClockWatch, ManualClock
-from monitor.collector import Collector, JobSettings
-from monitor.daemon import DaemonOptions, run
-from monitor.sampler import Sampler
+from monitor.collector.daemon import DaemonOptions, run
+from monitor.collector.jobs import Collector, JobSettings
+from monitor.collector.sampler import Sampler
+from monitor.pipeline.buffer import Buffer, Spool
 from monitor.store import Store
 from tests.helpers import T0, ScriptedSource, steady_poll
 

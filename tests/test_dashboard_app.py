@@ -11,7 +11,7 @@ import pytest
 from helpers import T0
 
 from dashboard.routes import RouteError, parse
-from monitor.records import CollectorStatus, GpuInfo, GpuSample, LatestGpu
+from monitor.core.gpu_records import CollectorStatus, GpuInfo, GpuSample, LatestGpu
 
 pytest.importorskip("dash")
 

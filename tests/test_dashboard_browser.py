@@ -41,7 +41,7 @@ from dashboard.figures import MAX_POINTS
 from dashboard.format import bytes_text, celsius_text, duration_us_text, percent_text, watts_text
 from dashboard.pages.gpu import SHOWN_METRICS
 from dashboard.routes import RANGES
-from monitor.resolution import RetentionPolicy, plan_series
+from monitor.core.resolution import RetentionPolicy, plan_series
 from monitor.store import Store
 from tests.dashboard_seed import HOSTILE_PROCESS_NAME, HOSTILE_RUN_NAME, SeedInfo, seed_store
 
@@ -278,8 +278,8 @@ def test_the_runs_table_lists_every_run_with_its_steps_and_filters(
         assert f"{run.steps:,}" in rows[run.name]
         assert duration_us_text(run.mean_step_us) in rows[run.name]
         assert run.status in rows[run.name] and run.host in rows[run.name]
-    analysed = info.run(info.analysed_run_id or "")
-    assert analysed.finding_titles[0] in rows[analysed.name]  # the top finding
+    analyzed = info.run(info.analyzed_run_id or "")
+    assert analyzed.finding_titles[0] in rows[analyzed.name]  # the top finding
     assert_no_injection(duo)
     screenshot(duo, "runs")
 
@@ -300,7 +300,7 @@ def test_the_run_page_header_shows_steps_and_mean_step_time(
     duo: DashComposite, seeded: tuple[Store, SeedInfo]
 ) -> None:
     _, info = seeded
-    run = info.run(info.analysed_run_id or "")
+    run = info.run(info.analyzed_run_id or "")
     visit(duo, f"/run/{run.run_id}")
     duo.wait_for_text_to_equal("#page h1", run.name)
     header = duo.find_element(f"#{ids.RUN_HEADER}").text
@@ -386,7 +386,7 @@ def test_the_advice_page_lists_the_stored_findings(
     duo: DashComposite, seeded: tuple[Store, SeedInfo]
 ) -> None:
     _, info = seeded
-    run = info.run(info.analysed_run_id or "")
+    run = info.run(info.analyzed_run_id or "")
     visit(duo, "/advice")
     duo.wait_for_contains_text("#advice-table", run.finding_titles[0])
     rows = texts(duo, "#advice-table tbody tr")

@@ -35,12 +35,12 @@ from dashboard.format import (
     percent_text,
     watts_text,
 )
-from monitor.advisor.compare_report import CategoryDelta
-from monitor.records import Event, GpuSample
-from monitor.resolution import Series, SeriesPoint
-from monitor.run_views import StepBreakdownRow
-from profiler_hooks.analysis.model import CATEGORIES
-from profiler_hooks.records import RunInfo, StepRecord
+from monitor.core.advisor.compare_report import CategoryDelta
+from monitor.core.analysis.model import CATEGORIES
+from monitor.core.gpu_records import Event, GpuSample
+from monitor.core.resolution import Series, SeriesPoint
+from monitor.core.run_records import RunInfo, StepRecord
+from monitor.core.run_views import StepBreakdownRow
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 UUID = "GPU-00000000-1111-2222-3333-444444444444"
@@ -284,7 +284,7 @@ def test_breakdown_total_figure_gives_shares_that_sum_to_100() -> None:
     assert sum(shares.values()) == pytest.approx(100.0)
     assert list(shares) == list(CATEGORIES)
     assert fig.data[0].text[0].endswith(" %")
-    assert "analysed" in breakdown_total_figure([]).layout.annotations[0].text
+    assert "analyzed" in breakdown_total_figure([]).layout.annotations[0].text
 
 
 def test_step_telemetry_takes_the_nearest_sample_within_two_seconds() -> None:

@@ -26,11 +26,9 @@ from dashboard.findings_view import (
 )
 from dashboard.pages import compare as compare_page
 from dashboard.pages import run as run_page
-from monitor.advisor.compare_report import FindingCheck
-from monitor.advisor.model import Finding, Gain, Scope, ThresholdUse, Waste
-from monitor.run_views import StepBreakdownRow
-from monitor.store import Store
-from profiler_hooks.analysis.model import (
+from monitor.core.advisor.compare_report import FindingCheck
+from monitor.core.advisor.model import Finding, Gain, Scope, ThresholdUse, Waste
+from monitor.core.analysis.model import (
     CATEGORIES,
     IdleBreakdown,
     KernelStat,
@@ -41,7 +39,9 @@ from profiler_hooks.analysis.model import (
     Temporal,
     TraceAnalysis,
 )
-from profiler_hooks.records import RunInfo, StepRecord, WindowRecord
+from monitor.core.run_records import RunInfo, StepRecord, WindowRecord
+from monitor.core.run_views import StepBreakdownRow
+from monitor.store import Store
 from tests.helpers import T0, at, facts_records, samples
 
 # Dash 4.4 warns at every DataTable that it will leave the built-in components (dash-ag-grid
@@ -161,7 +161,7 @@ def seed_run(store: Store, run: RunInfo, duration_us: float, *, jitter_us: float
     store.save_window(window)
     kernels = (a_kernel(ADD, 300, 900.0), a_kernel(GEMM, 30, 17_000.0, True))
     store.save_window_analysis(
-        window.window_id, an_analysis(kernels, range(10, 13)), analysed_at=at(20)
+        window.window_id, an_analysis(kernels, range(10, 13)), analyzed_at=at(20)
     )
 
 
@@ -368,7 +368,7 @@ def test_an_empty_run_says_what_to_run(store: Store) -> None:
     page = run_page.layout(context(store), {"run": "r9"})
     shown = text(page)
     assert "no steps recorded yet" in shown
-    assert "no profiler window analysed yet: windows trace 5 steps every 300" in shown
+    assert "no profiler window analyzed yet: windows trace 5 steps every 300" in shown
     assert "GPULENS_PROFILE_SCHEDULE" in shown
     assert "no GPU telemetry during the run: run `gpulens collect` on h1" in shown
     assert "computed now and not saved" in text(by_id(page, ids.RUN_FINDINGS))

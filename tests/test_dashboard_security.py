@@ -20,9 +20,9 @@ import pytest
 
 from dashboard.auth import COOKIE, AuthConfig, check_bind, from_env, install_auth
 from dashboard.downloads import is_valid_id, register_downloads, trace_href
-from monitor.errors import ConfigError, StoreUnavailable
+from monitor.core.errors import ConfigError, StoreUnavailable
+from monitor.core.run_records import RunInfo, WindowRecord
 from monitor.store import Store
-from profiler_hooks.records import RunInfo, WindowRecord
 from tests.cli import gpulens, start_gpulens
 
 TOKEN = "s3cret-token-0123456789"
@@ -274,7 +274,7 @@ def stored_window(store: Store, trace_path: Path | str | None, window_id: str = 
     if store.run(RUN_ID) is None:
         store.start_run(RunInfo(RUN_ID, "bert", "node01", T0))
     path = None if trace_path is None else str(trace_path)
-    store.save_window(WindowRecord(window_id, RUN_ID, 15, 19, T0, path, "analysed"))
+    store.save_window(WindowRecord(window_id, RUN_ID, 15, 19, T0, path, "analyzed"))
 
 
 def download_client(store: Store, roots: list[Path]) -> flask.testing.FlaskClient:

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.exporter import (
+from monitor.collector.exporter import (
     DCGM_SERIES,
     NATIVE_SERIES,
     SKIPPED,
@@ -26,9 +26,9 @@ from monitor.exporter import (
     render,
     serve,
 )
-from monitor.metrics import METRICS
-from monitor.records import GpuInfo, GpuSample
-from monitor.throttle import CLOCK_EVENT_REASON_NAMES
+from monitor.core.gpu_records import GpuInfo, GpuSample
+from monitor.core.metrics import METRICS
+from monitor.core.throttle import CLOCK_EVENT_REASON_NAMES
 
 TS = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 MIB = 1 << 20

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import profiler_hooks
-from monitor.errors import ConfigError
+from monitor.core.errors import ConfigError
 from monitor.store import Store
 from profiler_hooks import ProfileSchedule, SessionError
 from profiler_hooks.config import resolve_config
@@ -140,7 +140,7 @@ def test_the_public_names_are_the_contract() -> None:
 # -- a real training loop into a real store ---------------------------------------------------
 
 
-def test_a_training_loop_is_recorded_step_by_step_with_one_analysed_window(
+def test_a_training_loop_is_recorded_step_by_step_with_one_analyzed_window(
     db_url: str, tmp_path: Path
 ) -> None:
     model, optimizer = tiny_model()
@@ -180,7 +180,7 @@ def test_a_training_loop_is_recorded_step_by_step_with_one_analysed_window(
 
     (window,) = store.windows(session.run_id)
     assert (window.first_step, window.last_step, window.trigger) == (3, 4, "schedule")
-    assert window.status == "analysed", window.error
+    assert window.status == "analyzed", window.error
     assert window.trace_path is not None
     with gzip.open(window.trace_path, "rt") as handle:
         assert json.load(handle)["traceEvents"]

@@ -229,9 +229,9 @@ def test_trace_handler_saves_and_analyses_a_users_profiler_cycles(tmp_path: Path
         (6, 7, "manual"),
     ]
     assert all(w.run_id == handler.run_id for w in windows)
-    analysed = dict(value for name, value in sink.calls if name == "save_window_analysis")
-    assert set(analysed) == {w.window_id for w in windows}
-    (rank,) = analysed[windows[0].window_id].ranks
+    analyzed = dict(value for name, value in sink.calls if name == "save_window_analysis")
+    assert set(analyzed) == {w.window_id for w in windows}
+    (rank,) = analyzed[windows[0].window_id].ranks
     assert [step.step for step in rank.steps] == [2, 3]
 
 

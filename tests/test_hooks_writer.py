@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from monitor.errors import StoreUnavailable
+from monitor.core.analysis.model import TraceAnalysis
+from monitor.core.errors import StoreUnavailable
+from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
+from monitor.pipeline.spool import HookSpool, decode, encode, group_steps
 from monitor.store import Store
-from profiler_hooks import analyse_window
-from profiler_hooks.analysis.model import TraceAnalysis
-from profiler_hooks.records import RunInfo, RunStatus, StepRecord, WindowRecord
+from profiler_hooks import analyze_window
 from profiler_hooks.sink import (
-    AnalyseWindow,
+    AnalyzeWindow,
     EndRun,
     FailWindow,
     SaveAnalysis,
@@ -27,7 +28,6 @@ from profiler_hooks.sink import (
     StartRun,
     StepBatch,
 )
-from profiler_hooks.spool import HookSpool, decode, encode, group_steps
 from profiler_hooks.step_timer import RawStep, WallClock, step_record
 from profiler_hooks.writer import BackgroundWriter
 
@@ -235,7 +235,7 @@ def test_a_record_the_sink_refuses_is_dropped_and_the_rest_written(
     writer = make_writer(sink, tmp_path)
     writer.start()
     window = WindowRecord("w", RUN.run_id, 1, 2, T0)
-    writer.submit(SaveWindow(window, analyse=False))
+    writer.submit(SaveWindow(window, analyze=False))
     writer.add_step(raw(0))
     writer.close(timeout_s=10)
     assert sink.names() == ["write_steps"]
@@ -256,7 +256,7 @@ def test_close_returns_and_spools_when_the_store_hangs(sink: RecordingSink, tmp_
 
 def test_spool_rows_round_trip_every_kind_of_item() -> None:
     step = step_record(raw(3), RUN.run_id, CLOCK)
-    window = WindowRecord("w1", RUN.run_id, 3, 4, T0, "/t/w.json.gz", "analysing")
+    window = WindowRecord("w1", RUN.run_id, 3, 4, T0, "/t/w.json.gz", "analyzing")
     run = RunInfo(
         run_id="a" * 32,
         name="n",
@@ -270,13 +270,13 @@ def test_spool_rows_round_trip_every_kind_of_item() -> None:
         StartRun(run),
         step,
         EndRun(RUN.run_id, T0, "failed"),
-        SaveWindow(window, analyse=True),
+        SaveWindow(window, analyze=True),
         FailWindow("w1", "bad trace"),
-        AnalyseWindow("w1", "/t/w.json.gz"),
+        AnalyzeWindow("w1", "/t/w.json.gz"),
     ]
     assert [decode(row) for item in items for row in encode(item)] == items
     analysis = SaveAnalysis("w1", TraceAnalysis(ranks=()), "/t/w.json.gz")
-    assert [decode(row) for row in encode(analysis)] == [AnalyseWindow("w1", "/t/w.json.gz")]
+    assert [decode(row) for row in encode(analysis)] == [AnalyzeWindow("w1", "/t/w.json.gz")]
     batch = StepBatch((step, step))
     assert list(group_steps(iter([decode(r) for r in encode(batch)]), 1)) == [
         StepBatch((step,)),
@@ -329,7 +329,7 @@ def store_url(tmp_path: Path) -> Iterator[str]:
     url = "sqlite:///" + str(tmp_path / "g.db")
     store = Store.open(url)
     store.start_run(RUN)
-    store.save_window(WindowRecord("w1", RUN.run_id, 0, 1, T0, status="analysing"))
+    store.save_window(WindowRecord("w1", RUN.run_id, 0, 1, T0, status="analyzing"))
     store.close()
     yield url
 
@@ -338,12 +338,12 @@ def test_the_analysis_process_stores_its_result(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trace_file: Path
 ) -> None:
     monkeypatch.setenv("GPULENS_DB", store_url)
-    status = analyse_window.main(
+    status = analyze_window.main(
         ["--window-id", "w1", "--spool-dir", str(tmp_path), str(trace_file)]
     )
     store = Store.open(store_url)
     (window,) = store.windows(RUN.run_id)
-    assert status == 0 and window.status == "analysed"
+    assert status == 0 and window.status == "analyzed"
     assert store.step_breakdowns(RUN.run_id)
     store.close()
 
@@ -354,7 +354,7 @@ def test_the_analysis_process_marks_a_bad_trace_failed(
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     monkeypatch.setenv("GPULENS_DB", store_url)
-    status = analyse_window.main(["--window-id", "w1", "--spool-dir", str(tmp_path), str(bad)])
+    status = analyze_window.main(["--window-id", "w1", "--spool-dir", str(tmp_path), str(bad)])
     store = Store.open(store_url)
     (window,) = store.windows(RUN.run_id)
     store.close()
@@ -368,10 +368,10 @@ def test_the_analysis_process_spools_the_window_when_the_store_is_down(
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     spool = tmp_path / "spool"
-    status = analyse_window.main(["--window-id", "w9", "--spool-dir", str(spool), str(bad)])
-    (left,) = spool.glob("analyse-w9.*.jsonl")
-    assert status == analyse_window.EXIT_SPOOLED
-    assert decode_all(left) == [AnalyseWindow("w9", str(bad))]
+    status = analyze_window.main(["--window-id", "w9", "--spool-dir", str(spool), str(bad)])
+    (left,) = spool.glob("analyze-w9.*.jsonl")
+    assert status == analyze_window.EXIT_SPOOLED
+    assert decode_all(left) == [AnalyzeWindow("w9", str(bad))]
     assert os.path.exists(bad)
 
 

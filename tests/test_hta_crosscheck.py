@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from profiler_hooks.analysis import analyze_path
+from monitor.traces.analyze import analyze_path
 
 TOLERANCE_PP = 0.5
 

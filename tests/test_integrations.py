@@ -146,7 +146,7 @@ def test_lightning_profiler_window(tmp_path: Path, db_url: str, store: Store) ->
         profile=True,
         schedule=schedule,
         trace_dir=tmp_path / "traces",
-        analysis="inline",  # analysed before close() returns, so the test need not wait
+        analysis="inline",  # analyzed before close() returns, so the test need not wait
     )
     lightning_trainer(tmp_path, callback, max_steps=8).fit(TinyModule())
 
@@ -156,7 +156,7 @@ def test_lightning_profiler_window(tmp_path: Path, db_url: str, store: Store) ->
     assert [s.step for s in steps if s.is_profiled] == [3, 4]  # 2 waiting, 1 warm-up, 2 traced
     (window,) = store.windows(run.run_id)
     assert (window.first_step, window.last_step) == (3, 4)
-    assert window.status == "analysed"
+    assert window.status == "analyzed"
     assert window.trace_path is not None
     assert Path(window.trace_path).is_relative_to(tmp_path / "traces")
     assert Path(window.trace_path).exists()

@@ -1,72 +1,15 @@
-"""The three rings: the pure core imports no adapter library, and the collector's start path
-imports neither torch nor dash."""
+"""The house's rules hold: import-linter's contracts (pyproject.toml) are kept, only the NVML
+module imports pynvml, and the collector's start path imports neither torch nor dash."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-CORE = [
-    "monitor/metrics.py",
-    "monitor/records.py",
-    "monitor/source.py",
-    "monitor/resolution.py",
-    "monitor/throttle.py",
-    "monitor/status_report.py",
-    "monitor/clock.py",
-    "monitor/errors.py",
-    "profiler_hooks/records.py",
-    "profiler_hooks/analysis/model.py",
-    "profiler_hooks/analysis/events.py",
-    "profiler_hooks/analysis/intervals.py",
-    "profiler_hooks/analysis/columns.py",
-    "profiler_hooks/analysis/breakdown.py",
-    "profiler_hooks/analysis/gpu.py",
-    "profiler_hooks/analysis/tables.py",
-    "profiler_hooks/analysis/ranks.py",
-    "profiler_hooks/analysis/report.py",
-    "monitor/run_views.py",
-    "monitor/advisor/model.py",
-    "monitor/advisor/thresholds.py",
-    "monitor/advisor/evidence.py",
-    "monitor/advisor/steps.py",
-    "monitor/advisor/measures.py",
-    "monitor/advisor/engine.py",
-    "monitor/advisor/compare.py",
-    "monitor/advisor/compare_report.py",
-    "monitor/advisor/report.py",
-    "monitor/advisor/rules/__init__.py",
-    "monitor/advisor/rules/base.py",
-    "monitor/advisor/rules/catalog.py",
-    "monitor/advisor/rules/copies.py",
-    "monitor/advisor/rules/distributed.py",
-    "monitor/advisor/rules/gpu.py",
-    "monitor/advisor/rules/input_pipeline.py",
-    "monitor/advisor/rules/memory.py",
-    "monitor/advisor/rules/precision.py",
-    "monitor/advisor/rules/step_health.py",
-    "monitor/advisor/rules/sync.py",
-    "monitor/advisor/rules/telemetry.py",
-]
-ADAPTER_LIBRARIES = {
-    "pynvml",
-    "sqlalchemy",
-    "alembic",
-    "prometheus_client",
-    "apscheduler",
-    "dash",
-    "plotly",
-    "torch",
-    "psycopg",
-    "sqlite3",
-    "requests",
-    "flask",
-}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -80,16 +23,18 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", CORE)
-def test_core_modules_import_no_adapter_library(module: str) -> None:
-    imported = imported_modules(ROOT / module)
-    roots = {name.split(".")[0] for name in imported}
-    assert roots.isdisjoint(ADAPTER_LIBRARIES), roots & ADAPTER_LIBRARIES
-    inner = {n for n in imported if n.split(".")[0] in ("monitor", "profiler_hooks", "dashboard")}
-    allowed = {m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for m in CORE} | {
-        "profiler_hooks.analysis"
-    }
-    assert inner <= allowed, inner - allowed
+def test_the_import_contracts_are_declared_and_kept() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    kinds = sorted(contract["type"] for contract in config["contracts"])
+    assert kinds.count("layers") == 1 and kinds.count("forbidden") >= 4, kinds
+    result = subprocess.run(
+        [sys.executable, "-m", "importlinter.cli", "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"Contracts: {len(kinds)} kept, 0 broken." in result.stdout
 
 
 def test_only_the_nvml_module_imports_pynvml() -> None:
@@ -99,14 +44,15 @@ def test_only_the_nvml_module_imports_pynvml() -> None:
         for path in (ROOT / folder).rglob("*.py")
         if "pynvml" in {n.split(".")[0] for n in imported_modules(path)}
     }
-    assert importers == {"monitor/nvml.py"}
+    assert importers == {"monitor/collector/nvml.py"}
 
 
 def test_the_collector_start_path_imports_neither_torch_nor_dash() -> None:
     code = (
         "import sys\n"
-        "import monitor.cli, monitor.commands.collect, monitor.commands.status\n"
-        "import monitor.nvml, monitor.simulated, monitor.daemon, monitor.exporter\n"
+        "import monitor.cli.main, monitor.cli.verbs.collect, monitor.cli.verbs.status\n"
+        "import monitor.collector.nvml, monitor.collector.simulated\n"
+        "import monitor.collector.daemon, monitor.collector.exporter\n"
         "heavy = sorted(m for m in ('torch', 'dash', 'plotly', 'pandas', 'numpy')"
         " if m in sys.modules)\n"
         "print(','.join(heavy))\n"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from monitor.errors import DriverUnavailable
-from monitor.metrics import METRIC_NAMES
-from monitor.nvml import NvmlSource
-from monitor.procinfo import ProcReader
-from monitor.source import Poll, ProcessReading, SystemFacts
+from monitor.collector.nvml import NvmlSource
+from monitor.collector.procinfo import ProcReader
+from monitor.core.errors import DriverUnavailable
+from monitor.core.metrics import METRIC_NAMES
+from monitor.core.source import Poll, ProcessReading, SystemFacts
 from tests.fake_nvml import FakeDevice, FakeNvml
 
 UUID0 = "GPU-00000000-1111-2222-3333-444444444444"
@@ -100,7 +100,7 @@ def test_only_monitor_nvml_imports_pynvml() -> None:
         for path in package.rglob("*.py")
         if re.search(r"^\s*(import|from)\s+pynvml\b", path.read_text(), re.MULTILINE)
     }
-    assert importers == {"monitor/nvml.py"}
+    assert importers == {"monitor/collector/nvml.py"}
 
 
 def test_a_device_unreadable_at_open_is_noted_and_skipped() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.procinfo import (
+from monitor.collector.procinfo import (
     ProcInfo,
     ProcReader,
     parse_cgroup_path,

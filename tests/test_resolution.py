@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.resolution import RetentionPolicy, plan_series
+from monitor.core.resolution import RetentionPolicy, plan_series
 from tests.helpers import T0
 
 POLICY = RetentionPolicy()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from monitor.clock import ManualClock
-from monitor.records import Event, GpuInfo, GpuSample, HostInfo, ProcessSample, Record
-from monitor.sampler import Sampler
-from monitor.source import DeviceFacts, GpuReading, Poll, ProcessReading, XidReading
+from monitor.collector.sampler import Sampler
+from monitor.core.gpu_records import Event, GpuInfo, GpuSample, HostInfo, ProcessSample, Record
+from monitor.core.source import DeviceFacts, GpuReading, Poll, ProcessReading, XidReading
 from tests.helpers import T0, ScriptedSource, steady_poll
 
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-import monitor.simulated as simulated
-from monitor.metrics import METRIC_NAMES, METRICS_BY_NAME
-from monitor.simulated import (
+import monitor.collector.simulated as simulated
+from monitor.collector.simulated import (
     CLOCK_EVENT_GPU_IDLE,
     CLOCK_EVENT_HW_THERMAL_SLOWDOWN,
     CLOCK_EVENT_SW_POWER_CAP,
     CLOCK_EVENT_SW_THERMAL_SLOWDOWN,
     SimulatedSource,
 )
-from monitor.source import GpuReading, GpuSource, Poll
+from monitor.core.metrics import METRIC_NAMES, METRICS_BY_NAME
+from monitor.core.source import GpuReading, GpuSource, Poll
 
 UUID_SHAPE = re.compile(r"^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SM_CLOCK_MAX_MHZ = 1980.0

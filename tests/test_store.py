@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
-from monitor.errors import SchemaOutOfDate, StoreUnavailable
-from monitor.records import Event, GpuInfo, GpuSample, ProcessSample
-from monitor.resolution import RetentionPolicy
+from monitor.core.errors import SchemaOutOfDate, StoreUnavailable
+from monitor.core.gpu_records import Event, GpuInfo, GpuSample, ProcessSample
+from monitor.core.resolution import RetentionPolicy
 from monitor.store import Store
 from monitor.store.engine import create_store_engine
 from monitor.store.schema import gpu_rollups_1h, gpu_rollups_1m, gpu_samples, metadata

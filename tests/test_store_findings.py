@@ -13,13 +13,13 @@ import pytest
 from alembic import command
 from sqlalchemy import func, insert, inspect, select
 
-from monitor.advisor.model import Finding, Gain, Scope, ThresholdUse, Waste
-from monitor.records import ProcessSample
-from monitor.run_views import StoredFinding
+from monitor.core.advisor.model import Finding, Gain, Scope, ThresholdUse, Waste
+from monitor.core.gpu_records import ProcessSample
+from monitor.core.run_records import RunInfo, StepRecord
+from monitor.core.run_views import StoredFinding
 from monitor.store import Store, migrate
 from monitor.store.engine import create_store_engine
 from monitor.store.schema import findings, gpu_samples, run_steps
-from profiler_hooks.records import RunInfo, StepRecord
 from tests.helpers import T0, at, count, facts_records, samples
 
 

@@ -10,12 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
-from monitor.errors import StoreUnavailable
-from monitor.run_views import RunSummary, StepBreakdownRow
-from monitor.store import Store, migrate
-from monitor.store.engine import create_store_engine
-from monitor.store.schema import gpu_samples, gpus, kernel_stats, run_steps, step_breakdowns
-from profiler_hooks.analysis.model import (
+from monitor.core.analysis.model import (
     CATEGORIES,
     IdleBreakdown,
     KernelStat,
@@ -28,7 +23,12 @@ from profiler_hooks.analysis.model import (
     Temporal,
     TraceAnalysis,
 )
-from profiler_hooks.records import RunInfo, StepRecord, WindowRecord
+from monitor.core.errors import StoreUnavailable
+from monitor.core.run_records import RunInfo, StepRecord, WindowRecord
+from monitor.core.run_views import RunSummary, StepBreakdownRow
+from monitor.store import Store, migrate
+from monitor.store.engine import create_store_engine
+from monitor.store.schema import gpu_samples, gpus, kernel_stats, run_steps, step_breakdowns
 from tests.helpers import T0, at, count, facts_records, samples
 
 HOSTILE = "<script>alert(1)</script>'; DROP TABLE runs;--"
@@ -192,14 +192,14 @@ def test_a_window_analysis_is_stored_and_replaced_on_reanalysis(store: Store) ->
             kernels=(a_kernel("gemm", 4, 400.0, 50.0, 150.0), a_kernel("relu", 2, 20.0, 9, 11)),
         )
     )
-    store.save_window_analysis("w1", first, analysed_at=at(500))
+    store.save_window_analysis("w1", first, analyzed_at=at(500))
     assert count(store, step_breakdowns) == 2 and count(store, kernel_stats) == 2
 
     second = analysis(
         a_rank(0, (a_breakdown(10, 900.0, 450.0),), (a_kernel("gemm", 1, 80.0, 80.0, 80.0),)),
         a_rank(1, (a_breakdown(10, 950.0, 475.0),), ()),
     )
-    store.save_window_analysis("w1", second, analysed_at=at(600))
+    store.save_window_analysis("w1", second, analyzed_at=at(600))
     assert count(store, step_breakdowns) == 2 and count(store, kernel_stats) == 1
     assert store.step_breakdowns("r1") == [
         StepBreakdownRow("w1", rank, 10, 1000.0, duration, parts, busy)
@@ -208,14 +208,14 @@ def test_a_window_analysis_is_stored_and_replaced_on_reanalysis(store: Store) ->
     ]
     assert [(k.name, k.count, k.total_us) for k in store.kernels("r1")] == [("gemm", 1, 80.0)]
     (window,) = store.windows("r1")
-    assert window == dataclasses.replace(a_window("w1"), status="analysed")
+    assert window == dataclasses.replace(a_window("w1"), status="analyzed")
 
 
 def test_the_window_summary_is_the_analysis_without_steps_and_kernels(store: Store) -> None:
     store.start_run(a_run())
     store.save_window(a_window("w1"))
     rank = a_rank(steps=(a_breakdown(10, 1000.0, 600.0),), kernels=(a_kernel("k", 1, 1, 1, 1),))
-    store.save_window_analysis("w1", analysis(rank), analysed_at=at(500))
+    store.save_window_analysis("w1", analysis(rank), analyzed_at=at(500))
     summary = store.window_summary("w1")
     assert summary is not None and summary["notes"] == ["hand-made"]
     (stored,) = summary["ranks"]
@@ -325,7 +325,7 @@ def test_runs_are_summarised_with_exact_figures(store: Store) -> None:
     store.write_steps([a_step("r2", n, d) for n, d in enumerate([5.0, 1.0, 3.0])])
     store.save_window(a_window("w1"))
     store.save_window(a_window("w2", first_step=20))
-    store.save_window(a_window("w3", first_step=30))  # recorded, not analysed
+    store.save_window(a_window("w3", first_step=30))  # recorded, not analyzed
     steps = (a_breakdown(10, 1000.0, 600.0), a_breakdown(11, 1000.0, 200.0))
     store.save_window_analysis("w1", analysis(a_rank(steps=steps)))
     whole = a_breakdown(None, 2000.0, 1200.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.throttle import (
+from monitor.core.throttle import (
     CLOCK_EVENT_REASON_NAMES,
     CLOCK_EVENT_REASONS,
     KNOWN_MASK,

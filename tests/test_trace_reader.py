@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from monitor.errors import TraceError
-from profiler_hooks import trace_reader
-from profiler_hooks.trace_reader import BATCH_EVENTS, TraceLimits, find_trace_files, read_trace
+from monitor.core.errors import TraceError
+from monitor.traces import reader as trace_reader
+from monitor.traces.reader import BATCH_EVENTS, TraceLimits, find_trace_files, read_trace
 from tests.conftest import missing
 from tests.trace_gen import FIRST_STEP, SyntheticTruth, write_synthetic_trace
 

@@ -12,7 +12,7 @@ from dashboard import ids
 from dashboard.context import PageContext
 from dashboard.findings_view import finding_card
 from dashboard.format import energy_text
-from monitor.run_views import StoredFinding
+from monitor.core.run_views import StoredFinding
 
 COLUMNS = ("severity", "finding", "where", "wasted GPU-hours", "expected gain",
            "energy / 1,000 steps")  # fmt: skip

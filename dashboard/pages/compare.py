@@ -22,20 +22,20 @@ from dashboard.figures import breakdown_delta_figure, distribution_figure
 from dashboard.findings_view import TIMES, findings_list, run_findings
 from dashboard.format import duration_us_text, percent_text
 from dashboard.pages.run_tables import numeric_column, table
-from monitor.advisor.compare import compare_runs
-from monitor.advisor.compare_report import (
+from monitor.core.advisor.compare import compare_runs
+from monitor.core.advisor.compare_report import (
     Comparison,
     FindingCheck,
     KernelDelta,
     RunStats,
     headline,
 )
-from monitor.advisor.evidence import RunEvidence
-from monitor.advisor.gather import gather_run
-from monitor.advisor.steps import split_warmup
-from monitor.advisor.thresholds import Thresholds
+from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.steps import split_warmup
+from monitor.core.advisor.thresholds import Thresholds
+from monitor.core.run_records import RunInfo
+from monitor.services.gather import gather_run
 from monitor.store import Store
-from profiler_hooks.records import RunInfo
 
 RECENT_RUNS = 200
 KERNELS_SHOWN = 20
@@ -175,7 +175,7 @@ def comparison_result(
             )
             if has_breakdown
             else _note(
-                "A or B has no profiled steps: the breakdown needs an analysed window of each"
+                "A or B has no profiled steps: the breakdown needs an analyzed window of each"
             ),
             html.H2(f"Kernel changes per profiled step (top {KERNELS_SHOWN})"),
             table(
@@ -185,7 +185,7 @@ def comparison_result(
                 page_size=KERNELS_SHOWN,
             )
             if comparison.kernels
-            else _note("no kernel changes: no analysed window in A or B, or the same kernels"),
+            else _note("no kernel changes: no analyzed window in A or B, or the same kernels"),
             html.H2("Findings of A, checked against B"),
             table(
                 ids.COMPARE_FINDINGS,

@@ -22,9 +22,9 @@ from dashboard.format import (
     watts_text,
 )
 from dashboard.routes import FLEET_SORTS
-from monitor.errors import StoreError
-from monitor.records import CollectorStatus, LatestGpu, ProcessSample
-from monitor.throttle import decode_clock_event_reasons, is_slowdown
+from monitor.core.errors import StoreError
+from monitor.core.gpu_records import CollectorStatus, LatestGpu, ProcessSample
+from monitor.core.throttle import decode_clock_event_reasons, is_slowdown
 
 IDLE_PERCENT = 5.0  # under this utilization a GPU counts as idle
 HELD_SHARE = 0.10  # idle while this share of memory is in use: idle but allocated

@@ -20,8 +20,8 @@ from dashboard.context import PageContext
 from dashboard.figures import MAX_POINTS, metric_figure
 from dashboard.format import bytes_text, metric_label, metric_scale
 from dashboard.routes import RANGES, RouteError, gpu_uuid, range_name
-from monitor.errors import StoreError
-from monitor.records import GpuInfo
+from monitor.core.errors import StoreError
+from monitor.core.gpu_records import GpuInfo
 
 SHOWN_METRICS = (
     "utilization_gpu_percent",

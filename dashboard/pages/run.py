@@ -39,13 +39,13 @@ from dashboard.pages.run_tables import (
     kernel_table,
     sync_rows,
 )
-from monitor.advisor.model import Finding
-from monitor.advisor.steps import mean, median
-from monitor.records import GpuSample
-from monitor.run_views import RunSummary, StepBreakdownRow
+from monitor.core.advisor.model import Finding
+from monitor.core.advisor.steps import mean, median
+from monitor.core.analysis.model import KernelStat, RankAnalysis, from_json
+from monitor.core.gpu_records import GpuSample
+from monitor.core.run_records import RunInfo, StepRecord, WindowRecord
+from monitor.core.run_views import RunSummary, StepBreakdownRow
 from monitor.store import Store
-from profiler_hooks.analysis.model import KernelStat, RankAnalysis, from_json
-from profiler_hooks.records import RunInfo, StepRecord, WindowRecord
 
 SAMPLES_PER_GPU = 5_000
 TELEMETRY_SLACK = timedelta(seconds=5)
@@ -138,7 +138,7 @@ def window_traces(
 ) -> tuple[RankAnalysis, ...]:
     found: list[RankAnalysis] = []
     for window in windows:
-        summary = store.window_summary(window.window_id) if window.status == "analysed" else None
+        summary = store.window_summary(window.window_id) if window.status == "analyzed" else None
         if summary:
             found += [item for item in from_json(summary).ranks if item.rank == run.rank]
     return tuple(found)
@@ -271,13 +271,13 @@ def findings_view(data: RunData) -> html.Div:
 
 
 def downloads(run_id: str, windows: Sequence[WindowRecord]) -> html.Div:
-    """A link per analysed window's trace, and what became of the other windows."""
+    """A link per analyzed window's trace, and what became of the other windows."""
     if not windows:
         return html.Div(html.P(NO_WINDOW, className="gl-empty"), id=ids.RUN_DOWNLOADS)
     items = []
     for window in windows:
         label = f"steps {window.first_step}-{window.last_step} ({window.trigger}): "
-        if window.status == "analysed" and window.trace_path:
+        if window.status == "analyzed" and window.trace_path:
             link = html.A("download trace", href=trace_href(run_id, window.window_id), download="")
             items.append(html.Li([label, link]))
         else:

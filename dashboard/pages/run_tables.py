@@ -11,11 +11,11 @@ from dash import html
 from dash.dash_table.DataTable import DataTable
 
 from dashboard import ids
-from profiler_hooks.analysis.model import KernelStat, RankAnalysis
+from monitor.core.analysis.model import KernelStat, RankAnalysis
 
 KERNEL_ROWS = 200
 NO_WINDOW = (
-    "no profiler window analysed yet: windows trace 5 steps every 300 "
+    "no profiler window analyzed yet: windows trace 5 steps every 300 "
     "(GPULENS_PROFILE_SCHEDULE), or `gpulens import TRACE` stores a trace you already have"
 )
 
@@ -114,7 +114,7 @@ def _summed(
 
 
 def copy_rows(traces: Sequence[RankAnalysis]) -> list[dict[str, Any]]:
-    """Copies summed over the analysed windows per direction and memory kind, most time first."""
+    """Copies summed over the analyzed windows per direction and memory kind, most time first."""
     copies = (copy for trace in traces for copy in trace.memcpy)
     summed = _summed(
         copies, lambda c: (c.direction, c.memory), ("count", "total_us", "total_bytes")
@@ -127,7 +127,7 @@ def copy_rows(traces: Sequence[RankAnalysis]) -> list[dict[str, Any]]:
 
 
 def sync_rows(traces: Sequence[RankAnalysis]) -> list[dict[str, Any]]:
-    """Synchronizing calls summed over the analysed windows by name, most time first."""
+    """Synchronizing calls summed over the analyzed windows by name, most time first."""
     syncs = (sync for trace in traces for sync in trace.syncs)
     return [
         {"name": name, "kind": kind, "count": int(count), "total_ms": total_us / 1e3}
@@ -145,9 +145,9 @@ def copy_tables(traces: Sequence[RankAnalysis]) -> list[Any]:
         html.H3("Memory copies"),
         table(ids.RUN_COPIES, COPY_COLUMNS, copies)
         if copies
-        else empty_note(ids.RUN_COPIES, "no memory copies in the analysed windows"),
+        else empty_note(ids.RUN_COPIES, "no memory copies in the analyzed windows"),
         html.H3("Synchronizing calls"),
         table(ids.RUN_SYNCS, SYNC_COLUMNS, syncs)
         if syncs
-        else empty_note(ids.RUN_SYNCS, "no synchronizing calls in the analysed windows"),
+        else empty_note(ids.RUN_SYNCS, "no synchronizing calls in the analyzed windows"),
     ]

@@ -13,10 +13,10 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.context import PageContext
 from dashboard.format import duration_us_text, percent_text
-from monitor.advisor.model import Finding, importance
-from monitor.errors import StoreError
-from monitor.run_views import RunSummary, StoredFinding
-from profiler_hooks.records import RUN_STATUSES
+from monitor.core.advisor.model import Finding, importance
+from monitor.core.errors import StoreError
+from monitor.core.run_records import RUN_STATUSES
+from monitor.core.run_views import RunSummary, StoredFinding
 
 COLUMNS = ("run", "status", "host", "rank", "started (UTC)", "duration", "steps", "mean step",
            "GPU busy", "top finding")  # fmt: skip

@@ -5,7 +5,7 @@ Each case is ``python -m examples.bottlenecks.<case> --variant bottleneck|clean
 --device cpu|cuda --steps N --db URL --run-name NAME``. The session traces a profiler window
 of 5 steps every 15 steps after 5 start-up steps (steps 15-19, 30-34 and 45-49, 3 windows at
 most) and analyses each one in the hooks' writer thread, so a 60-step run leaves its step rows,
-3 analysed windows and their step breakdowns in the store by the time the script exits.
+3 analyzed windows and their step breakdowns in the store by the time the script exits.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from examples.bottlenecks.suite import Case
-from monitor.advisor.engine import AdvisorSettings, advise
-from monitor.advisor.gather import gather_run
-from monitor.advisor.model import Finding
-from monitor.advisor.steps import median, split_warmup
+from monitor.core.advisor.engine import AdvisorSettings, advise
+from monitor.core.advisor.model import Finding
+from monitor.core.advisor.steps import median, split_warmup
+from monitor.core.run_records import StepRecord
+from monitor.services.gather import gather_run
 from monitor.store import Store
-from profiler_hooks.records import StepRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ def _advise(
 
 def _per_sample_median(steps: list[StepRecord]) -> float:
     """Median step time per sample (per step when samples are not recorded), warm-up out."""
-    from monitor.advisor.thresholds import Thresholds
+    from monitor.core.advisor.thresholds import Thresholds
 
     steady = split_warmup(steps, Thresholds()).steady
     return median([s.duration_us / (s.samples or 1) for s in steady])

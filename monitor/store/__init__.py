@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.records import LatestGpu
+from monitor.core.gpu_records import LatestGpu
 from monitor.store.store import Store
 
 __all__ = ["LatestGpu", "Store"]

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from monitor.errors import ConfigError, StoreUnavailable
+from monitor.core.errors import ConfigError, StoreUnavailable
 
 # SQLite waits this long for another writer (a second collector, the dashboard) before
 # giving up; set before journal_mode, which itself needs the lock.

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, case, delete, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.advisor.model import SEVERITIES, Finding, finding_from_json, finding_to_json
-from monitor.run_views import StoredFinding
+from monitor.core.advisor.model import SEVERITIES, Finding, finding_from_json, finding_to_json
+from monitor.core.run_views import StoredFinding
 from monitor.store.runs import check_lengths
 from monitor.store.schema import findings, runs
 from monitor.store.windows import _finite

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.metrics import ROLLUP_METRICS, rollup_column
-from monitor.resolution import RetentionPolicy
+from monitor.core.metrics import ROLLUP_METRICS, rollup_column
+from monitor.core.resolution import RetentionPolicy
 from monitor.store.buckets import bucket_start, weighted_mean
 from monitor.store.schema import (
     events,

@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 import migrations
-from monitor.errors import SchemaOutOfDate
+from monitor.core.errors import SchemaOutOfDate
 from monitor.store.engine import describe_url, translate_errors
 
 # Any fixed 64-bit number: every collector that starts against the same Postgres database

@@ -2,7 +2,7 @@
 
 No caller above the store writes SQL; these functions are the read API. Every series query
 returns at most ``max_points`` points, from raw samples or a rollup as
-:func:`monitor.resolution.plan_series` decides.
+:func:`monitor.core.resolution.plan_series` decides.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.metrics import METRICS_BY_NAME, MetricSpec, rollup_column
-from monitor.records import (
+from monitor.core.gpu_records import (
     CollectorStatus,
     Event,
     GpuInfo,
@@ -24,7 +23,8 @@ from monitor.records import (
     LatestGpu,
     ProcessSample,
 )
-from monitor.resolution import RetentionPolicy, Series, SeriesPlan, SeriesPoint, plan_series
+from monitor.core.metrics import METRICS_BY_NAME, MetricSpec, rollup_column
+from monitor.core.resolution import RetentionPolicy, Series, SeriesPlan, SeriesPoint, plan_series
 from monitor.store.buckets import bucket_start, weighted_mean
 from monitor.store.schema import (
     ROLLUP_TABLES,

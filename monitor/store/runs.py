@@ -30,10 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.run_views import RunSummary
+from monitor.core.run_records import RunInfo, RunStatus, StepRecord
+from monitor.core.run_views import RunSummary
 from monitor.store.schema import profiler_windows, run_steps, runs, step_breakdowns
 from monitor.store.writer import Row, upsert
-from profiler_hooks.records import RunInfo, RunStatus, StepRecord
 
 _STEP_FIELDS = tuple(f.name for f in dataclasses.fields(StepRecord))
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))

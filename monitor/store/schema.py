@@ -1,7 +1,7 @@
 """The tables, in SQLAlchemy Core: the one place the database's shape is written down.
 
 Column lists of the sample and rollup tables are generated from the metric catalogue
-(:data:`monitor.metrics.METRICS`) so a metric is added in one place; Alembic migrations in
+(:data:`monitor.core.metrics.METRICS`) so a metric is added in one place; Alembic migrations in
 ``migrations/versions`` freeze each version of this shape, and a test checks that the two agree.
 
 Time is stored as UTC: ``timestamptz`` on Postgres, float seconds since the epoch on SQLite
@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from monitor.metrics import METRICS, ROLLUP_METRICS, rollup_column
+from monitor.core.metrics import METRICS, ROLLUP_METRICS, rollup_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -210,7 +210,7 @@ ROLLUP_TABLES: dict[str, Table] = {"1m": gpu_rollups_1m, "1h": gpu_rollups_1h}
 
 
 # -- training runs (profiler_hooks) ---------------------------------------------------------
-# Rows of :mod:`profiler_hooks.records` and of the trace analysis; written and read in
+# Rows of :mod:`monitor.core.run_records` and of the trace analysis; written and read in
 # :mod:`monitor.store.runs`. No foreign keys: steps may arrive before their run's row (a hook's
 # buffer, an import), and SQLite would not enforce them anyway, so both backends behave alike.
 
@@ -282,7 +282,7 @@ profiler_windows = Table(
     Column("error", Text),
     Column("trigger", String(16), nullable=False),
     Column("summary", JSON_DOCUMENT),  # the analysis without steps and kernels, per rank
-    Column("analysed_at", UtcDateTime),
+    Column("analyzed_at", UtcDateTime),
     Index(None, "run_id", "started_at"),
 )
 

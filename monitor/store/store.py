@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from monitor.advisor.model import Finding
-from monitor.errors import SchemaOutOfDate
-from monitor.records import (
+from monitor.core.advisor.model import Finding
+from monitor.core.analysis.model import KernelStat, TraceAnalysis
+from monitor.core.errors import SchemaOutOfDate
+from monitor.core.gpu_records import (
     CollectorStatus,
     Event,
     GpuInfo,
@@ -24,8 +25,9 @@ from monitor.records import (
     ProcessSample,
     Record,
 )
-from monitor.resolution import DEFAULT_MAX_POINTS, RetentionPolicy, Series
-from monitor.run_views import RunSummary, StepBreakdownRow, StoredFinding
+from monitor.core.resolution import DEFAULT_MAX_POINTS, RetentionPolicy, Series
+from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
+from monitor.core.run_views import RunSummary, StepBreakdownRow, StoredFinding
 from monitor.store import findings as finding_sql
 from monitor.store import maintenance, migrate, queries
 from monitor.store import runs as run_sql
@@ -33,8 +35,6 @@ from monitor.store import windows as window_sql
 from monitor.store.engine import create_store_engine, describe_url, translate_errors
 from monitor.store.schema import collectors
 from monitor.store.writer import upsert, write_records
-from profiler_hooks.analysis.model import KernelStat, TraceAnalysis
-from profiler_hooks.records import RunInfo, RunStatus, StepRecord, WindowRecord
 
 
 class Store:
@@ -187,11 +187,11 @@ class Store:
             window_sql.save_window(conn, window)
 
     def save_window_analysis(
-        self, window_id: str, analysis: TraceAnalysis, *, analysed_at: datetime | None = None
+        self, window_id: str, analysis: TraceAnalysis, *, analyzed_at: datetime | None = None
     ) -> None:
         """In one transaction: replace the window's step breakdowns and kernel statistics,
-        store the summary and mark it ``analysed`` (at ``analysed_at``, default now)."""
-        when = analysed_at or datetime.now(timezone.utc)
+        store the summary and mark it ``analyzed`` (at ``analyzed_at``, default now)."""
+        when = analyzed_at or datetime.now(timezone.utc)
         with translate_errors(self.engine), self.engine.begin() as conn:
             window_sql.save_window_analysis(conn, window_id, analysis, when)
 

@@ -19,12 +19,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, cast, delete, func, insert, select, update
 
-from monitor.run_views import StepBreakdownRow
+from monitor.core.analysis.model import CATEGORIES, KernelStat, TraceAnalysis, to_json
+from monitor.core.run_records import WindowRecord
+from monitor.core.run_views import StepBreakdownRow
 from monitor.store.runs import check_lengths
 from monitor.store.schema import BREAKDOWN_COLUMNS, kernel_stats, profiler_windows, step_breakdowns
 from monitor.store.writer import Row, upsert
-from profiler_hooks.analysis.model import CATEGORIES, KernelStat, TraceAnalysis, to_json
-from profiler_hooks.records import WindowRecord
 
 WHOLE_TRACE_STEP = -1
 """``step`` of the breakdown row that stands for a whole trace without ProfilerStep markers."""
@@ -45,10 +45,10 @@ def save_window(conn: Connection, window: WindowRecord) -> None:
 
 
 def save_window_analysis(
-    conn: Connection, window_id: str, analysis: TraceAnalysis, analysed_at: datetime
+    conn: Connection, window_id: str, analysis: TraceAnalysis, analyzed_at: datetime
 ) -> None:
     """Replace the window's breakdowns and kernel statistics, store its summary and mark it
-    analysed (the caller's transaction makes this all or nothing)."""
+    analyzed (the caller's transaction makes this all or nothing)."""
     windows = profiler_windows
     run_id = conn.execute(
         select(windows.c.run_id).where(windows.c.window_id == window_id).with_for_update()
@@ -67,7 +67,7 @@ def save_window_analysis(
     conn.execute(
         update(windows)
         .where(windows.c.window_id == window_id)
-        .values(summary=_summary(analysis), status="analysed", error=None, analysed_at=analysed_at)
+        .values(summary=_summary(analysis), status="analyzed", error=None, analyzed_at=analyzed_at)
     )
 
 

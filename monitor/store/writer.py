@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Integer, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from monitor.records import (
+from monitor.core.gpu_records import (
     Event,
     GpuInfo,
     GpuSample,

@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 import profiler_hooks
-from profiler_hooks.records import RunStatus
+from monitor.core.run_records import RunStatus
 
 if TYPE_CHECKING:
     from profiler_hooks import ProfileSchedule, StepSession

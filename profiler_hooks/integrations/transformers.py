@@ -22,7 +22,7 @@ import transformers
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 import profiler_hooks
-from profiler_hooks.records import RunStatus
+from monitor.core.run_records import RunStatus
 
 if TYPE_CHECKING:
     from profiler_hooks import ProfileSchedule, StepSession

@@ -1,6 +1,0 @@
-"""The advisor's rules: pure functions from a run's evidence to findings.
-
-Every rule has the signature :data:`monitor.advisor.rules.base.Rule`; ``catalog.RULES`` is the
-order they run in (the order does not rank findings; :func:`monitor.advisor.model.rank_findings`
-does). One module per family of problems; :mod:`monitor.advisor.rules.catalog` lists them.
-"""

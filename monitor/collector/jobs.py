@@ -1,0 +1,307 @@
+"""The collector's jobs: sample, flush, rollup, retention — plain methods, no scheduler.
+
+The daemon (:mod:`monitor.collector.daemon`) calls these on a schedule; tests call them directly.
+A poll runs in its own daemon thread with a deadline: a hung NVML call marks the collection
+"stale since" the poll began and never blocks the other jobs or the shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor.clock import Clock, SystemClock
+from monitor.collector.exporter import ExporterSnapshot
+from monitor.collector.sampler import Sampler, new_event
+from monitor.core.errors import StoreError, StoreUnavailable
+from monitor.core.gpu_records import CollectorStatus, Event, GpuInfo, GpuSample, Record
+from monitor.pipeline.buffer import Buffer
+from monitor.store import Store
+from monitor.store.maintenance import floor_time
+
+log = logging.getLogger(__name__)
+
+StoreOpener = Callable[[], Store]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    interval_seconds: float = 1.0
+    poll_deadline_seconds: float = 5.0
+    flush_seconds: float = 5.0
+    rollup_seconds: float = 60.0
+    retention_seconds: float = 3600.0
+
+
+class _Poll:
+    """One poll running in a daemon thread (a hung driver call cannot hold the process)."""
+
+    def __init__(self, tick: Callable[[], list[Record]], started: datetime) -> None:
+        self.started = started
+        self.records: list[Record] | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(tick,), daemon=True, name="gpulens-poll"
+        )
+        self._thread.start()
+
+    def _run(self, tick: Callable[[], list[Record]]) -> None:
+        try:
+            self.records = tick()
+        except BaseException as exc:  # reported by the sample job, never lost silently
+            self.error = exc
+
+    def wait(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+class Collector:
+    """State shared by the jobs of one collector process."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        buffer: Buffer,
+        open_store: StoreOpener,
+        *,
+        settings: JobSettings | None = None,
+        clock: Clock | None = None,
+        version: str | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.buffer = buffer
+        self.settings = settings or JobSettings()
+        self.clock = clock or SystemClock()
+        self.version = version
+        self._open_store = open_store
+        self._store: Store | None = None
+        self._store_down_logged = False
+        self._poll: _Poll | None = None
+        self.stale_since: datetime | None = None
+        self.started_at = self.clock.wall()
+        self._gpus: dict[str, GpuInfo] = {}
+        self._latest: dict[str, GpuSample] = {}
+        self._xid_last: dict[str, int] = {}
+        self._xid_total: dict[str, int] = {}
+        self._rolled_until: datetime | None = None
+        self._dirty_since: datetime | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return self.sampler.host
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the source (may raise ``DriverUnavailable``) and queue the start records."""
+        self._accept(self.sampler.start())
+
+    def connect(self) -> None:
+        """Open the store now (raises ``StoreUnavailable`` if it cannot be reached)."""
+        self._connected_store()
+
+    def sample(self) -> None:
+        """One tick: harvest a finished poll, start the next, wait up to the deadline."""
+        if self._poll is not None:
+            if not self._poll.wait(0):
+                self._mark_stale(self._poll.started)
+                return
+            self._harvest()  # a poll that hung has returned: keep its records
+        self._poll = _Poll(self.sampler.tick, self.clock.wall())
+        if self._poll.wait(self.settings.poll_deadline_seconds):
+            self._harvest()
+        else:
+            self._mark_stale(self._poll.started)
+
+    def flush(self) -> None:
+        """Write what is buffered; on a database outage keep it (and spool past the cap)."""
+        self._harvest_finished()
+        try:
+            store = self._connected_store()
+            self.buffer.flush(lambda records: self._write(store, records))
+            store.heartbeat(self.status("running"))
+        except StoreError as exc:
+            self._store_failed(exc)
+            return
+        if self._store_down_logged:
+            log.warning("database reachable again; buffered records written")
+            self._store_down_logged = False
+
+    def rollup(self) -> None:
+        """Roll this host's new (and late) samples up into 1-min and 1-h buckets."""
+        now = self.clock.wall()
+        with self._lock:
+            dirty, self._dirty_since = self._dirty_since, None
+        since_candidates = [t for t in (dirty, self._rolled_until) if t is not None]
+        if not since_candidates:
+            return
+        since, until = min(since_candidates), floor_time(now, 60)
+        try:
+            self._connected_store().rollup(self.host, since, until)
+        except StoreError as exc:
+            with self._lock:
+                self._dirty_since = (
+                    since if self._dirty_since is None else min(since, self._dirty_since)
+                )
+            self._store_failed(exc)
+            return
+        self._rolled_until = max(until, self._rolled_until or until)
+
+    def apply_retention(self) -> None:
+        try:
+            deleted = self._connected_store().apply_retention(self.clock.wall())
+        except StoreError as exc:
+            self._store_failed(exc)
+            return
+        if any(deleted.values()):
+            log.info("retention removed %s", deleted)
+
+    def stop(self, reason: str, flush_deadline_seconds: float = 10.0) -> None:
+        """Final records, a last flush within the deadline, then spool what is left."""
+        self._harvest_finished()
+        self.buffer.add(self.sampler.stop(reason))
+        flusher = threading.Thread(target=self.flush, daemon=True, name="gpulens-final-flush")
+        flusher.start()
+        flusher.join(flush_deadline_seconds)
+        if flusher.is_alive() or self.buffer.counters().pending:
+            self.buffer.spill_all(lock_timeout=0.5)
+            log.warning("unflushed records kept in the spool %s", self.buffer.spool.path)
+        if not flusher.is_alive() and self._store is not None:
+            with contextlib.suppress(StoreError):
+                self._store.heartbeat(self.status("stopped"))
+            self._store.close()
+
+    # -- state for status and the exporter -------------------------------------------------
+
+    def status(self, state: str) -> CollectorStatus:
+        counters = self.buffer.counters()
+        return CollectorStatus(
+            self.host,
+            os.getpid(),
+            state,
+            self.sampler.source.is_simulated,
+            self.version,
+            self.settings.interval_seconds,
+            self.started_at,
+            self.clock.wall(),
+            self.stale_since,
+            counters.collected,
+            counters.written,
+            counters.dropped,
+            counters.spooled,
+            counters.pending,
+            self.sampler.poll_errors,
+        )
+
+    def snapshot(self) -> ExporterSnapshot:
+        counters = self.buffer.counters()
+        with self._lock:
+            gpus = tuple((info, self._latest.get(uuid)) for uuid, info in self._gpus.items())
+            xid_last, xid_total = dict(self._xid_last), dict(self._xid_total)
+        return ExporterSnapshot(
+            gpus=gpus,
+            xid_last=xid_last,
+            xid_total=xid_total,
+            counters={
+                "collected": counters.collected,
+                "written": counters.written,
+                "dropped": counters.dropped,
+                "spooled": counters.spooled,
+                "pending": counters.pending,
+                "poll_errors": self.sampler.poll_errors,
+            },
+            stale_since=None if self.stale_since is None else self.stale_since.timestamp(),
+            host=self.host,
+            is_simulated=self.sampler.source.is_simulated,
+        )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _harvest_finished(self) -> None:
+        if self._poll is not None and self._poll.wait(0):
+            self._harvest()
+
+    def _harvest(self) -> None:
+        poll, self._poll = self._poll, None
+        assert poll is not None
+        if poll.error is not None:
+            log.error("poll failed: %s", poll.error, exc_info=poll.error)
+            return
+        records = poll.records or []
+        if self.stale_since is not None:
+            records.append(
+                new_event(
+                    self.clock.wall(),
+                    self.host,
+                    "collection_recovered",
+                    detail=f"stale since {self.stale_since.isoformat()}",
+                )
+            )
+            log.warning("collection recovered after a poll that hung")
+            self.stale_since = None
+        self._accept(records)
+
+    def _accept(self, records: list[Record]) -> None:
+        with self._lock:
+            for record in records:
+                if isinstance(record, GpuSample):
+                    self._latest[record.uuid] = record
+                elif isinstance(record, GpuInfo):
+                    self._gpus[record.uuid] = record
+                elif isinstance(record, Event) and record.kind == "xid" and record.uuid:
+                    self._xid_last[record.uuid] = int(record.value or 0)
+                    self._xid_total[record.uuid] = self._xid_total.get(record.uuid, 0) + 1
+        self.buffer.add(records)
+
+    def _mark_stale(self, since: datetime) -> None:
+        if self.stale_since is None:
+            self.stale_since = since
+            log.error(
+                "a poll started at %s has not returned within %.1f s; collection is stale "
+                "(NVML call hung?) — other jobs go on",
+                since.isoformat(),
+                self.settings.poll_deadline_seconds,
+            )
+            self.buffer.add(
+                [
+                    new_event(
+                        self.clock.wall(),
+                        self.host,
+                        "collection_stale",
+                        detail=f"poll started {since.isoformat()} hung",
+                    )
+                ]
+            )
+
+    def _write(self, store: Store, records: Sequence[Record]) -> None:
+        store.write(records)
+        sample_times = [r.ts for r in records if isinstance(r, GpuSample)]
+        if sample_times:
+            earliest = min(sample_times)
+            with self._lock:
+                if self._dirty_since is None or earliest < self._dirty_since:
+                    self._dirty_since = earliest
+
+    def _connected_store(self) -> Store:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if not self._store_down_logged:
+            pending = self.buffer.counters().pending
+            log.error("%s — buffering (%d records pending), retrying", exc, pending)
+            self._store_down_logged = True
+        if isinstance(exc, StoreUnavailable):
+            return
+        log.debug("store error", exc_info=exc)
+
+
+__all__ = ["Collector", "JobSettings"]
