@@ -6,7 +6,9 @@ bootstrap against brute-force resampling. Ratios come from the same run (noisy m
 Seeds a SQLite store (or ``--db``) with one run of ``--steps`` steps (the hooks' every-step
 records) and three hours of 1 Hz telemetry for its GPU, then times:
 - baseline: ``Store.steps(run_id)``, the rows every figure starts from;
-- ``gather_run`` (every query the advisor makes) and ``advise`` (every rule) on that run;
+- ``gather_run`` (every query the advisor makes) and ``advise`` (every rule) on that run, and
+  the use case the CLI and the dashboard call, ``advise_run`` (both, plus saving); then
+  ``current_findings`` once the findings are stored and current (what a page view pays);
 - ``compare_runs`` of two such runs (2,000 bootstrap resamples) against brute-force
   resampling of the medians (numpy, 2,000 x steps indices) on the same step times.
 """
@@ -32,6 +34,7 @@ from monitor.core.advisor.engine import advise  # noqa: E402
 from monitor.core.gpu_records import GpuInfo, GpuSample  # noqa: E402
 from monitor.core.run_records import RunInfo, StepRecord  # noqa: E402
 from monitor.services.gather import gather_run  # noqa: E402
+from monitor.services.runs import advise_run, current_findings  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
@@ -111,8 +114,11 @@ def main() -> None:
         seed_telemetry(store, 3 * 3600)
         read = best_of(3, lambda: store.steps("run-a"))
         gather = best_of(3, lambda: gather_run(store, "run-a"))
-        evidence_a, evidence_b = gather_run(store, "run-a"), gather_run(store, "run-b")
+        evidence_a = advise_run(store, "run-a").evidence
+        evidence_b = advise_run(store, "run-b").evidence
         rules = best_of(3, lambda: advise(evidence_a))
+        use_case = best_of(3, lambda: advise_run(store, "run-a"))
+        current = best_of(3, lambda: current_findings(store, "run-a"))
         compare = best_of(3, lambda: compare_runs(evidence_a, evidence_b, [], []))
         steps = np.array([s.duration_us for s in evidence_a.steps])
         rng = np.random.default_rng(0)
@@ -130,6 +136,8 @@ def main() -> None:
     print(f"  baseline Store.steps(run)         {read * 1e3:9.1f} ms   1.00x")
     print(f"  gather_run (all advisor queries)  {gather * 1e3:9.1f} ms   {gather / read:.2f}x")
     print(f"  advise (every rule)               {rules * 1e3:9.1f} ms   {rules / read:.2f}x")
+    print(f"  advise_run (gather, rules, save)  {use_case * 1e3:9.1f} ms   {use_case / read:.2f}x")
+    print(f"  current_findings (stored, fresh)  {current * 1e3:9.1f} ms   {current / read:.2f}x")
     print(f"  compare_runs (2,000 resamples)    {compare * 1e3:9.1f} ms   {compare / read:.2f}x")
     print(
         f"  brute-force bootstrap, one run    {brute * 1e3:9.1f} ms   {brute / read:.2f}x"

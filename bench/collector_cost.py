@@ -5,7 +5,7 @@ work counts too) of N ticks for each of:
 
   (a) ``SimulatedSource.poll()`` alone — the baseline of the ratios;
   (b) ``Sampler.tick()`` — poll + samples, process samples and events;
-  (c) tick + ``Buffer.add`` + ``Buffer.flush(Store.write)`` every 5 ticks into a SQLite file,
+  (c) tick + ``Pipeline.add`` + ``Pipeline.flush(Store.write)`` every 5 ticks into a SQLite file,
       as the flush job does (5 s at 1 Hz);
   (d) the collector's own jobs (``Collector.sample`` with its poll thread, ``flush`` with the
       heartbeat every 5 ticks, ``rollup`` every 60), simulated time stepped 1 s per tick.
@@ -28,10 +28,11 @@ from pathlib import Path
 from common import T0, Report, median, warn_if_loaded
 
 from monitor.clock import ManualClock
+from monitor.collector.delivery import GPU_RECORDS, collector_pipeline
 from monitor.collector.jobs import Collector, JobSettings
 from monitor.collector.sampler import Sampler
 from monitor.collector.simulated import SimulatedSource
-from monitor.pipeline.buffer import Buffer, Spool
+from monitor.pipeline import Spool
 from monitor.store import Store
 
 GPUS = 8
@@ -64,7 +65,7 @@ def cost_tick(ticks: int, _tmp: Path) -> float:
 
 def cost_tick_write(ticks: int, tmp: Path) -> float:
     store = Store.open(f"sqlite:///{tmp / 'store.db'}")
-    buffer = Buffer(Spool(tmp / "spool.jsonl", 64 * 2**20))
+    buffer = collector_pipeline(Spool(tmp / "spool.jsonl", GPU_RECORDS, claims=False))
     sampler = Sampler(source(), "bench")
     try:
         buffer.add(sampler.start())
@@ -84,7 +85,9 @@ def cost_collector_jobs(ticks: int, tmp: Path) -> float:
     store = Store.open(f"sqlite:///{tmp / 'collector.db'}")
     collector = Collector(
         Sampler(source(), "bench", clock),
-        Buffer(Spool(tmp / "collector-spool.jsonl", 64 * 2**20)),
+        collector_pipeline(
+            Spool(tmp / "collector-spool.jsonl", GPU_RECORDS, claims=False), clock=clock.monotonic
+        ),
         lambda: store,
         settings=JobSettings(),
         clock=clock,

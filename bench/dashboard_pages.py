@@ -59,7 +59,7 @@ from dashboard.pages import compare, fleet, gpu, runs  # noqa: E402
 from monitor.core.gpu_records import CollectorStatus, Event, GpuInfo, HostInfo, Record  # noqa: E402
 from monitor.core.resolution import RetentionPolicy  # noqa: E402
 from monitor.core.run_records import RunInfo, StepRecord, WindowRecord  # noqa: E402
-from monitor.services.gather import refresh_findings  # noqa: E402
+from monitor.services.runs import refresh_findings  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.store.schema import gpu_samples  # noqa: E402
 from monitor.traces.analyze import analyze_path  # noqa: E402

@@ -1,5 +1,5 @@
 """One advisor finding as Dash components (the Run page and the Advice page show them alike),
-and which findings a page shows for a run (:func:`run_findings`).
+and which findings a page shows for a run (:func:`run_findings`, through the services).
 
 A finding's texts come from the advisor and its evidence from the traces (kernel names, process
 names, hosts): every one of them goes into components as a text child, never as markup.
@@ -23,26 +23,20 @@ from dashboard.format import (
     percent_text,
     watts_text,
 )
-from monitor.core.advisor.engine import advise
-from monitor.core.advisor.evidence import RunEvidence
-from monitor.core.advisor.model import Finding, Gain, Scope, Waste, rank_findings
-from monitor.services.gather import gather_run
+from monitor.core.advisor.model import Finding, Gain, Scope, Waste
+from monitor.services.runs import current_findings
 from monitor.store import Store
 
 TIMES = "\u00d7"  # the multiplication sign, as in "1.25x" (escaped: ruff flags it literal)
 LIST_ITEMS_SHOWN = 8  # longer evidence lists say how many more there are
 
 
-def run_findings(
-    store: Store, run_id: str, *, evidence: RunEvidence | None = None
-) -> tuple[list[Finding], bool]:
-    """What a page shows for run ``run_id``: its stored findings, most important first, else
-    the advisor's findings now (from ``evidence`` when the caller has it), not saved; and
-    whether they were stored."""
-    stored = [item.finding for item in store.findings(run_id=run_id)]
-    if stored:
-        return rank_findings(stored), True
-    return advise(evidence or gather_run(store, run_id)), False
+def run_findings(store: Store, run_id: str) -> tuple[list[Finding], bool]:
+    """What a page shows for run ``run_id``: its current findings, most important first (the
+    stored ones, computed again and saved first when stale, as ``gpulens advise`` saves them),
+    and whether they are stored (False only when the store refused the save)."""
+    current = current_findings(store, run_id)
+    return list(current.findings), current.stored
 
 
 def findings_list(findings: Sequence[Finding], *, empty: str) -> list[Any]:

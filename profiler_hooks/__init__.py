@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from monitor.core.errors import SessionError
     from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
-    from profiler_hooks.config import HooksConfig, ProfileSchedule
+    from profiler_hooks.config import HookOptions, HooksConfig, ProfileSchedule
     from profiler_hooks.handler import TraceHandler, trace_handler
     from profiler_hooks.session import StepSession, attach, profile_steps
     from profiler_hooks.sink import RunSink, StoreSink
     from profiler_hooks.writer import HookStats
 
 __all__ = [
+    "HookOptions",
     "HookStats",
     "HooksConfig",
     "ProfileSchedule",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 _HOME = {
+    "HookOptions": "profiler_hooks.config",
     "HooksConfig": "profiler_hooks.config",
     "ProfileSchedule": "profiler_hooks.config",
     "RunInfo": "monitor.core.run_records",

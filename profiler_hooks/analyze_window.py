@@ -4,8 +4,8 @@
 
 The store URL comes from ``GPULENS_DB`` (the environment, not the command line, which other
 users can read). A trace that cannot be analyzed marks the window failed with the reason; a
-store that cannot be reached leaves the window in a spool file for a later session, with exit
-status 3.
+store that cannot be reached, or whose schema is behind (``gpulens db upgrade``), leaves the
+window in a spool file for a later session, with exit status 3.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from monitor.core.errors import GpulensError
-from monitor.pipeline.spool import HookSpool
 from profiler_hooks.analyzer import EXIT_SPOOLED, describe_error
-from profiler_hooks.sink import AnalyzeWindow, FailWindow, SaveAnalysis
+from profiler_hooks.codec import hook_spool
+from profiler_hooks.sink import AnalyzeWindow, FailWindow, SaveAnalysis, open_hook_store
 
 log = logging.getLogger("gpulens.analysis")
 
@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         store_result(os.environ.get("GPULENS_DB"), result)
     except (GpulensError, OSError) as exc:
         log.warning("cannot store the analysis of window %s: %s", args.window_id, exc)
-        HookSpool(args.spool_dir, f"analyze-{args.window_id}").append(
-            [AnalyzeWindow(args.window_id, args.trace)]
+        spool = hook_spool(
+            args.spool_dir, f"analyze-{args.window_id}", store_url=os.environ.get("GPULENS_DB")
         )
+        spool.append([AnalyzeWindow(args.window_id, args.trace)])
         return EXIT_SPOOLED
     return 0
 
@@ -57,10 +58,14 @@ def analyze(window_id: str, trace: str) -> SaveAnalysis | FailWindow:
 
 
 def store_result(url: str | None, result: SaveAnalysis | FailWindow) -> None:
-    from monitor.store import Store
+    """Write the result. The store is opened as the training process opens it (a Postgres
+    schema is checked, never migrated); the run's findings are not computed here: saving the
+    analysis marks them stale and their readers compute them again, so this process ends as
+    soon as the analysis is stored and the training process that waits for it is not held up
+    by the advisor."""
     from monitor.store.engine import resolve_url
 
-    store = Store.open(resolve_url(url))
+    store = open_hook_store(resolve_url(url))
     try:
         result.apply(store)
     finally:

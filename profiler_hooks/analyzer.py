@@ -63,7 +63,9 @@ class WindowAnalyzer:
         store_url: str | None = None,
         spool_dir: Path | None = None,
     ) -> None:
-        shared = store_url is not None and _reachable_by_another_process(store_url)
+        from monitor.store.engine import is_shared  # SQLAlchemy: only once a run starts
+
+        shared = store_url is not None and is_shared(store_url)
         self.mode: AnalysisMode = "inline" if mode == "process" and not shared else mode
         self._emit = emit
         self._store_url = store_url
@@ -163,13 +165,6 @@ class WindowAnalyzer:
             self._emit(FailWindow(window_id, describe_error(exc)))
             return
         self._emit(SaveAnalysis(window_id, analysis, trace_path))
-
-
-def _reachable_by_another_process(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return parsed.get_backend_name() != "sqlite" or parsed.database not in (None, "", ":memory:")
 
 
 def describe_error(exc: BaseException) -> str:

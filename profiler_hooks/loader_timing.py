@@ -8,38 +8,44 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
+from profiler_hooks.step_timer import PerfClock
+
 T = TypeVar("T")
-perf_counter_ns = time.perf_counter_ns
 
 
 class TimedIterator(Generic[T]):
     """Iterates ``iterable``; ``on_pass(now_ns)`` when the pass begins (the first ``next``),
-    ``on_wait(waited_ns)`` after each batch arrives."""
+    ``on_wait(waited_ns, arrived_ns)`` after each batch arrives; times read from ``clock``."""
 
-    __slots__ = ("_iterable", "_iterator", "_on_pass", "_on_wait")
+    __slots__ = ("_clock", "_iterable", "_iterator", "_on_pass", "_on_wait")
 
     def __init__(
         self,
         iterable: Iterable[T],
         on_pass: Callable[[int], None],
-        on_wait: Callable[[int], None],
+        on_wait: Callable[[int, int], None],
+        *,
+        clock: PerfClock = time.perf_counter_ns,
     ) -> None:
         self._iterable = iterable
         self._iterator: Iterator[T] | None = None
         self._on_pass = on_pass
         self._on_wait = on_wait
+        self._clock = clock
 
     def __iter__(self) -> TimedIterator[T]:
         return self
 
     def __next__(self) -> T:
-        started = perf_counter_ns()
+        clock = self._clock
+        started = clock()
         iterator = self._iterator
         if iterator is None:  # iter() is timed too: it starts a DataLoader's workers
             self._on_pass(started)
             iterator = self._iterator = iter(self._iterable)
         item = next(iterator)
-        self._on_wait(perf_counter_ns() - started)
+        arrived = clock()  # one reading: the end of the wait is when the batch was handed over
+        self._on_wait(arrived - started, arrived)
         return item
 
     def __len__(self) -> int:

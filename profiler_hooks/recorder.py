@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from monitor.core.run_records import RunInfo, RunStatus, WindowRecord
-from monitor.pipeline.spool import HookSpool
 from profiler_hooks.analyzer import describe_error
+from profiler_hooks.codec import hook_spool
 from profiler_hooks.config import HooksConfig
 from profiler_hooks.environment import detect_environment, torch_settings
 from profiler_hooks.sink import EndRun, RunSink, SaveWindow, StartRun, StoreSink
@@ -88,7 +88,12 @@ class RunRecorder:
             raise ValueError("a RunRecorder needs a sink or a store URL")
         self.writer = BackgroundWriter(
             target,
-            HookSpool(config.spool_dir, info.run_id, max_bytes=config.spool_max_bytes),
+            hook_spool(
+                config.spool_dir,
+                info.run_id,
+                store_url=config.db_url if owned is not None else None,
+                max_bytes=config.spool_max_bytes,
+            ),
             to_record=partial(step_record, run_id=info.run_id, clock=clock),
             analysis=config.analysis,
             store_url=config.db_url if owned is not None else None,

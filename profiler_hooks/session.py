@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from monitor.core.errors import SessionError
 from monitor.core.run_records import RunStatus
-from profiler_hooks.config import AnalysisMode, HooksConfig, ProfileSchedule, resolve_config
+from profiler_hooks.config import HookOptions, HooksConfig, resolve_config
 from profiler_hooks.loader_timing import TimedIterator, time_each_pass
 from profiler_hooks.recorder import RunRecorder, describe_run
 from profiler_hooks.sink import RunSink
@@ -38,6 +37,7 @@ from profiler_hooks.step_timer import (
     NO_MEMORY,
     CudaMemory,
     CudaMemoryApi,
+    PerfClock,
     RawStep,
     SlowStepDetector,
     StepTimer,
@@ -49,9 +49,14 @@ from profiler_hooks.writer import HookStats
 if TYPE_CHECKING:
     import torch
 
+    # Annotations only (never evaluated at run time): Python 3.10 needs no typing_extensions.
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-perf_counter_ns = time.perf_counter_ns
 
 _slot = threading.Lock()
 _open_session: StepSession | None = None
@@ -63,7 +68,11 @@ def active_session() -> StepSession | None:
 
 
 class StepSession:
-    """One training run recorded step by step (make it with :func:`profile_steps`)."""
+    """One training run recorded step by step (make it with :func:`profile_steps`).
+
+    ``sink``, ``cuda`` and ``clock`` are seams with production defaults (the config's store,
+    ``torch.cuda``, ``time.perf_counter_ns``): tests pass stand-ins, e.g. a clock they advance
+    by hand so that every step, DataLoader wait and pre-forward time is exact."""
 
     def __init__(
         self,
@@ -71,6 +80,7 @@ class StepSession:
         *,
         sink: RunSink | None = None,
         cuda: CudaMemoryApi | None = None,
+        clock: PerfClock = time.perf_counter_ns,
     ) -> None:
         self.config = config
         self.run_id = uuid.uuid4().hex
@@ -82,7 +92,10 @@ class StepSession:
         self._warned = False
         self._recorder: RunRecorder | None = None
         self._add_step: Callable[[RawStep], None] = _ignore
-        self._timer = StepTimer(perf_counter_ns())
+        # Every reading of this session (steps, waits, forwards) comes from it; step() pays
+        # one attribute load for it, no more than a module global would cost.
+        self._clock = clock
+        self._timer = StepTimer(clock())
         self._memory: CudaMemory | None = None
         self._windows: WindowManager | None = None
         self._samples = config.batch_size
@@ -147,7 +160,7 @@ class StepSession:
     def _start_recording(self) -> None:
         import torch
 
-        clock = WallClock(time.time(), perf_counter_ns())
+        clock = WallClock(time.time(), self._clock())
         info = describe_run(self.config, self.run_id, clock, self.config.describe())
         recorder = RunRecorder(self.config, info, clock, self._sink)
         recorder.start()
@@ -156,7 +169,7 @@ class StepSession:
         cuda = self._cuda if self._cuda is not None else torch.cuda
         if cuda.is_available():
             self._memory = CudaMemory(cuda)
-        self._timer = StepTimer(perf_counter_ns())
+        self._timer = StepTimer(self._clock())
         if self.config.profile:
             detector = SlowStepDetector() if self.config.slow_step_trigger else None
             self._windows = WindowManager(self.config, recorder.save_trace, detector=detector)
@@ -173,12 +186,12 @@ class StepSession:
         """The batch is in hand: the time since the previous step ended is the DataLoader
         wait (unless :meth:`wrap_dataloader` measured it already)."""
         if not self._off:
-            self._timer.begin(perf_counter_ns())
+            self._timer.begin(self._clock())
 
     def step(self, *, samples: int | None = None, tokens: int | None = None) -> None:
         """End the current step and record it; ``samples``/``tokens`` default to the
         session's ``batch_size``/``tokens_per_step``."""
-        now = perf_counter_ns()
+        now = self._clock()
         if self._off:
             self._step_while_off()
             return
@@ -216,7 +229,30 @@ class StepSession:
         time between passes (evaluation, checkpoints) belongs to no step."""
         if self._off:
             return iter(loader)
-        return TimedIterator(loader, self._new_pass, self._waited)
+        return TimedIterator(loader, self._new_pass, self._waited, clock=self._clock)
+
+    def attach(
+        self,
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        dataloader: Iterable[Any] | None = None,
+        model: torch.nn.Module | None = None,
+    ) -> StepSession:
+        """Start the session and record a loop left as it is, until :meth:`close` or the
+        interpreter's exit: what :func:`attach` does with a new session. Returns the session."""
+        self.start()
+        try:
+            if optimizer is not None:
+                self.attach_optimizer(optimizer)
+            if dataloader is not None:
+                self.attach_dataloader(dataloader)
+            if model is not None:
+                self.watch_model(model)
+        except BaseException:
+            self.close("failed")
+            raise
+        atexit.register(self._close_at_exit)
+        return self
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Record a step after each ``optimizer.step()`` (until the session closes)."""
@@ -244,10 +280,11 @@ class StepSession:
         (``pre_forward_us``: preprocessing on the training thread) with a forward pre-hook,
         and note the model's wrapper (DataParallel, DistributedDataParallel) with the run."""
         self._check_open()
+        clock = self._clock
 
         def forwarding(_module: Any, _args: Any) -> None:
             if not self._off:
-                self._timer.forward(perf_counter_ns())
+                self._timer.forward(clock())
 
         self._undo.append(model.register_forward_pre_hook(forwarding).remove)
         wrapper = type(model).__name__
@@ -270,9 +307,9 @@ class StepSession:
         if not self._off:
             self._timer.restart(now_ns)
 
-    def _waited(self, waited_ns: int) -> None:
+    def _waited(self, waited_ns: int, arrived_ns: int) -> None:
         if not self._off:
-            self._timer.add_wait(waited_ns, perf_counter_ns())
+            self._timer.add_wait(waited_ns, arrived_ns)
 
     def _step_while_off(self) -> None:
         if self._state == "open":
@@ -300,56 +337,15 @@ def _status_for(exc: BaseException | None) -> RunStatus:
     return "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
 
 
-def profile_steps(
-    run_name: str | None = None,
-    *,
-    db: str | None = None,
-    batch_size: int | None = None,
-    tokens_per_step: int | None = None,
-    schedule: ProfileSchedule | None = None,
-    profile: bool | None = None,
-    trace_dir: str | os.PathLike[str] | None = None,
-    record_shapes: bool = False,
-    profile_memory: bool = False,
-    with_stack: bool = False,
-    slow_step_trigger: bool = True,
-    enabled: bool | None = None,
-    config: Mapping[str, Any] | None = None,
-    sink: RunSink | None = None,
-    analysis: AnalysisMode = "process",
-) -> StepSession:
+def profile_steps(run_name: str | None = None, /, **options: Unpack[HookOptions]) -> StepSession:
     """A session recording every step of a training run, started by ``with`` or ``start()``.
 
-    ``db``: the store URL (else ``GPULENS_DB``, else SQLite in the user's data folder);
-    ``sink`` replaces the store altogether. ``batch_size``/``tokens_per_step``: the default
-    ``samples``/``tokens`` of a step, for throughput. ``schedule``: when profiler windows
-    trace steps (else ``GPULENS_PROFILE_SCHEDULE``, else :class:`ProfileSchedule`'s default);
-    ``profile=False`` (or ``GPULENS_PROFILE=0``) records step times only.
-    ``slow_step_trigger``: trace the steps after one that took over 3x the recent median.
-    ``enabled=False`` (or ``GPULENS_DISABLE=1``): steps are counted, nothing else happens.
-    ``config``: your settings, kept with the run. ``analysis``: where window traces are
-    analyzed (``"process"``, ``"inline"`` or ``"off"``, see :mod:`profiler_hooks.analyzer`).
-
-    Raises :class:`~monitor.core.errors.ConfigError` for a bad argument or variable.
+    The options (``db``, ``sink``, ``batch_size``, ``schedule``, ``profile``, ...) are
+    :class:`~profiler_hooks.config.HookOptions`; ``run_name`` may also come first, unnamed.
+    Raises :class:`~monitor.core.errors.ConfigError` for an unknown keyword, a bad value or a
+    bad ``GPULENS_*`` variable.
     """
-    resolved = resolve_config(
-        run_name,
-        db=db,
-        batch_size=batch_size,
-        tokens_per_step=tokens_per_step,
-        schedule=schedule,
-        profile=profile,
-        trace_dir=trace_dir,
-        record_shapes=record_shapes,
-        profile_memory=profile_memory,
-        with_stack=with_stack,
-        slow_step_trigger=slow_step_trigger,
-        enabled=enabled,
-        config=config,
-        analysis=analysis,
-        has_sink=sink is not None,
-    )
-    return StepSession(resolved, sink=sink)
+    return StepSession(resolve_config(run_name, **options), sink=options.get("sink"))
 
 
 def attach(
@@ -357,24 +353,13 @@ def attach(
     optimizer: torch.optim.Optimizer | None = None,
     dataloader: Iterable[Any] | None = None,
     model: torch.nn.Module | None = None,
-    run_name: str | None = None,
-    **options: Any,
+    **options: Unpack[HookOptions],
 ) -> StepSession:
     """Record a training loop without editing it: a step per ``optimizer.step()``, and the
     DataLoader's waits timed on every pass over ``dataloader``, and (``model``) the host time
     from each batch's arrival to the forward call. ``options`` are those of
-    :func:`profile_steps`. The session ends at ``session.close()`` or when the interpreter
-    exits ("failed" after an uncaught exception, "interrupted" after Ctrl-C)."""
-    session = profile_steps(run_name, **options).start()
-    try:
-        if optimizer is not None:
-            session.attach_optimizer(optimizer)
-        if dataloader is not None:
-            session.attach_dataloader(dataloader)
-        if model is not None:
-            session.watch_model(model)
-    except BaseException:
-        session.close("failed")
-        raise
-    atexit.register(session._close_at_exit)
-    return session
+    :func:`profile_steps` (:class:`~profiler_hooks.config.HookOptions`). The session ends at
+    ``session.close()`` or when the interpreter exits ("failed" after an uncaught exception,
+    "interrupted" after Ctrl-C)."""
+    session = profile_steps(**options)
+    return session.attach(optimizer=optimizer, dataloader=dataloader, model=model)

@@ -3,13 +3,13 @@ and the operations the writer queues for it.
 
 :class:`monitor.store.Store` satisfies :class:`RunSink`; tests and integrations may pass any
 object with these six methods. A sink signals "try again later" by raising
-:class:`~monitor.core.errors.StoreError` (``StoreUnavailable`` when the database is down) or
-``OSError``; the writer then keeps, retries and, past its bounds, spools the records.
+:class:`~monitor.core.errors.StoreError` (``StoreUnavailable`` when the database is down,
+``SchemaOutOfDate`` when its schema is behind) or ``OSError``; the writer then keeps, retries
+and, past its bounds, spools the records.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +21,6 @@ from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecor
 
 if TYPE_CHECKING:
     from monitor.store import Store
-
-log = logging.getLogger(__name__)
 
 
 class RunSink(Protocol):
@@ -43,7 +41,14 @@ class RunSink(Protocol):
 
 class StoreSink:
     """The default sink: :class:`monitor.store.Store` at ``url``, opened on first use, so the
-    training thread never waits for a database (the writer thread makes every call)."""
+    training thread never waits for a database (the writer thread makes every call).
+
+    The training process never migrates a shared database: a Postgres store is only checked,
+    and one whose schema is behind raises ``SchemaOutOfDate`` saying what to run (a
+    ``StoreError``: the writer keeps and spools the records, and retries). Only the embedded
+    SQLite default upgrades itself. Findings are not computed here: a run's end and each window
+    analysis mark them stale, and the readers compute them again (``monitor.services.runs``).
+    """
 
     def __init__(self, url: str, *, opener: Callable[[str], Store] | None = None) -> None:
         self.url = url
@@ -52,14 +57,11 @@ class StoreSink:
         self._lock = threading.Lock()
 
     def store(self) -> Store:
-        """The open store; raises ``StoreUnavailable`` (or ``ConfigError``) if it cannot be."""
+        """The open store; raises ``StoreUnavailable``, ``SchemaOutOfDate`` (or
+        ``ConfigError``) if it cannot be."""
         with self._lock:
             if self._store is None:
-                if self._opener is None:
-                    from monitor.store import Store
-
-                    self._opener = Store.open
-                self._store = self._opener(self.url)
+                self._store = (self._opener or open_hook_store)(self.url)
             return self._store
 
     def close(self) -> None:
@@ -72,14 +74,7 @@ class StoreSink:
         self.store().start_run(info)
 
     def end_run(self, run_id: str, ended_at: datetime, status: RunStatus) -> None:
-        store = self.store()
-        store.end_run(run_id, ended_at, status)
-        from monitor.services.gather import refresh_findings
-
-        try:  # the run's findings, for the dashboard; `gpulens advise` can always redo them
-            refresh_findings(store, run_id)
-        except Exception as exc:
-            log.warning("gpulens: cannot store the advisor's findings for the run: %s", exc)
+        self.store().end_run(run_id, ended_at, status)
 
     def write_steps(self, steps: Sequence[StepRecord]) -> int:
         return self.store().write_steps(steps)
@@ -92,6 +87,18 @@ class StoreSink:
 
     def fail_window(self, window_id: str, error: str) -> None:
         self.store().fail_window(window_id, error)
+
+
+def open_hook_store(url: str) -> Store:
+    """The store at ``url`` as the training job's processes open it: SQLite upgraded in place
+    (the embedded default, the user's own file), any other database checked only; raises
+    ``SchemaOutOfDate`` with the ``gpulens db upgrade --db URL`` to run (password masked)."""
+    from monitor.store import Store
+    from monitor.store.engine import checked_url, is_shared, sqlite_file
+
+    checked_url(url, source="the store URL of the hooks")  # a ConfigError naming a bad URL
+    is_sqlite = sqlite_file(url) is not None or not is_shared(url)  # a file, or in memory
+    return Store.open(url, upgrade=is_sqlite)
 
 
 # -- operations the writer queues, in order, for the sink -------------------------------------

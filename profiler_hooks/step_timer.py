@@ -2,7 +2,8 @@
 
 A step runs from the end of the previous step (or the session's start, or a new pass over the
 DataLoader) to the call of ``step()``. Its DataLoader wait is the time spent blocked on the
-next batch within it. Durations come from ``perf_counter_ns``; one :class:`WallClock` anchor
+next batch within it. Durations come from a :data:`PerfClock` (``time.perf_counter_ns``, or a
+fake a test advances by hand, so that durations are exact); one :class:`WallClock` anchor
 turns them into UTC timestamps, so every step of a run shares one time base with no jumps.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeAlias
@@ -30,6 +32,9 @@ RawStep: TypeAlias = tuple[
     int | None,  # batch handed over -> first forward call, ns (attach(model=))
 ]
 """What the training thread hands the writer: a plain tuple, the cheapest thing to build."""
+
+PerfClock: TypeAlias = Callable[[], int]
+"""A monotonic clock in nanoseconds, read like ``time.perf_counter_ns`` (its production value)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -2,13 +2,14 @@
 
 The training thread only appends to a deque (:meth:`BackgroundWriter.add_step`, no lock, no
 I/O). The writer wakes every ``flush_interval_s`` or when ``flush_steps`` steps wait, turns
-them into records and writes everything in order: operations one by one, consecutive steps in
-batches. When the sink fails with a "try again" error (``StoreError``, ``ConfigError``,
-``OSError``) the records stay in memory and the write is retried with back-off (``backoff_s``,
-doubling up to 60 s); beyond ``capacity_steps`` the oldest go to the spool file, and if even
-that fails they are dropped and counted. Any other error is retried twice, then the item is
-dropped (a record the sink refuses must not block the ones behind it). At close everything
-left is spooled.
+them into records and hands them, with the operations, to the delivery pipeline
+(:mod:`monitor.pipeline`), which writes them in order: operations one by one, consecutive steps
+in batches. The pipeline keeps, retries, spools and counts: a "try again" error
+(``StoreError``, ``ConfigError``, ``OSError``) keeps everything and backs off (``backoff_s``,
+doubling up to 60 s); once the store has been failing for ``spool_after_s``, or past
+``capacity_steps`` items, memory goes to the spool file, and if even that fails items are
+dropped and counted. Any other error is retried twice, then the item is dropped (a record the
+sink refuses must not block the ones behind it). At close everything left is spooled.
 
 Counters for this session's steps: ``added == written + spooled + dropped + pending``;
 ``replayed`` counts steps written back from spool files (this run's or earlier runs').
@@ -20,22 +21,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from monitor.core.errors import ConfigError, StoreError
 from monitor.core.run_records import StepRecord
-from monitor.pipeline.spool import HookSpool, Item
+from monitor.pipeline import Flush, Pipeline, Spool
 from profiler_hooks.analyzer import WindowAnalyzer
+from profiler_hooks.codec import HookItem
 from profiler_hooks.config import AnalysisMode
-from profiler_hooks.sink import AnalyzeWindow, RunSink, SaveWindow, SinkOp, StepBatch
+from profiler_hooks.sink import AnalyzeWindow, RunSink, SaveWindow, SinkOp
 from profiler_hooks.step_timer import RawStep
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_S = 60.0
-STRIKES = 3  # attempts at an item the sink refuses for a reason other than "try again"
-TRANSIENT_ERRORS = (StoreError, ConfigError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +66,7 @@ class BackgroundWriter:
     def __init__(
         self,
         sink: RunSink,
-        spool: HookSpool,
+        spool: Spool[HookItem],
         *,
         to_record: Callable[[RawStep], StepRecord],
         analysis: AnalysisMode = "off",
@@ -79,38 +77,37 @@ class BackgroundWriter:
         capacity_steps: int = 50_000,
         batch_steps: int = 2_000,
         backoff_s: float = 1.0,
+        spool_after_s: float | None = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sink = sink
         self.spool = spool
+        self.pipeline = Pipeline(
+            spool,
+            capacity=capacity_steps,
+            batch_size=batch_steps,
+            backoff_s=backoff_s,
+            spool_after_s=spool_after_s,
+            clock=clock,
+        )
         self.analyzer = WindowAnalyzer(
             analysis, emit=self.submit, store_url=store_url, spool_dir=spool.directory
         )
         self._to_record = to_record
         self._close_sink = close_sink
+        self._clock = clock
         self._interval = flush_interval_s
         self._flush_steps = flush_steps
-        self._capacity = capacity_steps
         self._queue_cap = max(4 * capacity_steps, 100_000)
-        self._batch = batch_steps
-        self._backoff = backoff_s
         self._queue: deque[RawStep | SinkOp | _Task] = deque()
-        self._pending: deque[Item] = deque()
-        self._lock = threading.Lock()  # pending and the counters; never held during I/O
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gpulens-writer", daemon=True)
         self._deadline = float("inf")
         self._abandoned = False
-        self._retry_at = 0.0
-        self._failures = 0
-        self._down = False  # the last write failed with a "try again" error
-        self._strikes = 0
-        self._struck: Item | None = None
-        self._foreign_left = True
+        self._failing = False  # logged: the store is down
         self._added = 0
         self._queue_dropped = 0
-        self._written = self._replayed = self._spooled = 0
-        self._dropped = self._own_dropped = self._write_errors = 0
 
     # -- the training thread ---------------------------------------------------------------
 
@@ -137,35 +134,33 @@ class BackgroundWriter:
     def close(self, timeout_s: float) -> None:
         """Write what is left (waiting for running analyses), spool the rest; returns within
         about ``timeout_s`` even if the sink hangs."""
-        self._deadline = time.monotonic() + timeout_s
+        self._deadline = self._clock() + timeout_s
         self._stop.set()
         self._wake.set()
         if self._thread.ident is None:  # never started: keep what was queued
             self._drain(run_tasks=False)
-            self._spill(len(self._pending))
-            self.spool.release()
+            self.pipeline.close()
             return
         self._thread.join(timeout_s + 1.0)
         if self._thread.is_alive():
             log.warning("gpulens: the store did not answer in %.0f s; spooling the rest", timeout_s)
-            with self._lock:
-                self._abandoned = True
+            self._abandoned = True
             self._drain(run_tasks=False)
-            self._spill(len(self._pending))
-            self.spool.release()
+            self.pipeline.close()  # a write that returns later counts nothing
 
     def stats(self) -> HookStats:
-        with self._lock:
-            lost = self._own_dropped + self._queue_dropped
-            pending = self._added - self._written - self._spooled - lost
-            return HookStats(
-                written=self._written,
-                pending=max(pending, 0),
-                dropped=self._dropped + self._queue_dropped,
-                spooled=self._spooled,
-                write_errors=self._write_errors,
-                replayed=self._replayed,
-            )
+        counters = self.pipeline.counters()
+        written = counters.written - counters.replayed  # this session's own steps
+        lost = counters.dropped_unspooled + self._queue_dropped
+        pending = self._added - written - counters.spooled - lost
+        return HookStats(
+            written=written,
+            pending=max(pending, 0),
+            dropped=counters.dropped + self._queue_dropped,
+            spooled=counters.spooled,
+            write_errors=counters.write_errors,
+            replayed=counters.replayed,
+        )
 
     def _crowded(self) -> None:
         # The writer is stuck (a hung database call): keep the newest steps.
@@ -185,8 +180,7 @@ class BackgroundWriter:
             self._guarded(self._cycle)
         self._guarded(self._final)
         if not self._abandoned:
-            self._spill(len(self._pending))
-            self.spool.release()
+            self.pipeline.close()
         if self._close_sink is not None:
             self._guarded(self._close_sink)
 
@@ -199,30 +193,34 @@ class BackgroundWriter:
     def _cycle(self) -> None:
         self._drain()
         self.analyzer.poll()
-        if time.monotonic() >= self._retry_at:
-            self._flush()
-        self._spill_overflow()
+        self._noted(self.pipeline.flush(self._write))
 
     def _final(self) -> None:
-        ok = True
+        """Write everything within the deadline, waiting for analyses; stop at once if the
+        store is down (what is left is spooled)."""
+        up = True
         while not self._abandoned:
             self._drain()
-            ok = self._flush()
-            if not ok and self._down:  # no use waiting: spool what is left
+            result = self._noted(
+                self.pipeline.flush(self._write, force=True, deadline=self._deadline)
+            )
+            up = result.error is None
+            if not up:
                 break
             self.analyzer.poll()
-            more = self._queue or self._pending or self.analyzer.busy
-            if not more or time.monotonic() >= self._deadline:
+            more = self._queue or not result.done or self.analyzer.busy
+            if not more or self._clock() >= self._deadline:
                 break
-            if ok:
-                time.sleep(0.02)
-        left = self.analyzer.wait(self._deadline if ok else 0.0)
-        with self._lock:
-            self._pending.extend(left)
+            if result.done:  # only analyses to wait for: poll their processes
+                self._wake.wait(0.02)
+                self._wake.clear()
+        left = self.analyzer.wait(self._deadline if up else 0.0)
+        self.pipeline.add(left)
         self._drain(run_tasks=False)
 
     def _drain(self, *, run_tasks: bool = True) -> None:
-        queue, items = self._queue, []
+        queue = self._queue
+        items: list[HookItem] = []
         while queue:
             item = queue.popleft()
             if type(item) is tuple:
@@ -233,166 +231,30 @@ class BackgroundWriter:
                 else:
                     log.warning("gpulens: a trace was not saved (the writer was stopped)")
             else:
-                items.append(item)  # type: ignore[arg-type]  # the remaining member, SinkOp
-        if items:
-            with self._lock:
-                self._pending.extend(items)
+                items.append(cast(SinkOp, item))
+        self.pipeline.add(items)
 
-    def _flush(self) -> bool:
-        """Write the own spool file's items, then the pending ones; False if the sink failed."""
-        head: list[Item] = []
-        try:
-            if self.spool.items:
-                self._replay_own()
-            while True:
-                with self._lock:
-                    if self._abandoned:
-                        return False
-                    head = self._head()
-                if not head:
-                    break
-                self._apply(head)
-            self._recovered()
-            self._replay_foreign()
-            return True
-        except Exception as exc:
-            self._failed(head, exc)
-            return False
-
-    def _replay_own(self) -> None:
-        """Write this writer's spool file back, oldest first; it goes once all is stored.
-        Raises on a "try again" failure; an item the sink refuses is dropped."""
-        for item in self.spool.read_own():
-            try:
-                self._apply([item], spooled=True)
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as exc:
-                log.error("gpulens: the store refuses a spooled %s: %r", type(item).__name__, exc)
-                with self._lock:
-                    self._dropped += _step_count([item])
-        with self._lock:
-            if not self._abandoned:
-                self.spool.clear_own()
-
-    def _head(self) -> list[Item]:
-        pending = self._pending
-        if not pending:
-            return []
-        if not isinstance(pending[0], StepRecord):
-            return [pending[0]]
-        head: list[Item] = []
-        for item in pending:
-            if not isinstance(item, StepRecord) or len(head) == self._batch:
-                break
-            head.append(item)
-        return head
-
-    def _apply(self, head: list[Item], *, spooled: bool = False) -> None:
-        """Write ``head`` (the front of the pending items, or an item of the own spool)."""
-        first = head[0]
+    def _write(self, batch: Sequence[HookItem]) -> None:
+        """The pipeline's write: steps in one call, an operation alone; a saved window with
+        analysis, or an analysis still owed, goes to the analyzer once it is written."""
+        first = batch[0]
         if isinstance(first, StepRecord):
-            self.sink.write_steps(head)  # type: ignore[arg-type]  # _head: steps only
-        else:
-            first.apply(self.sink)
-        with self._lock:
-            if self._abandoned:
-                return
-            if not spooled:
-                for _ in head:
-                    self._pending.popleft()
-            if isinstance(first, StepRecord):
-                self._written += len(head)
-            elif isinstance(first, StepBatch):
-                self._replayed += len(first.steps)
+            self.sink.write_steps(cast(Sequence[StepRecord], batch))
+            return
+        first.apply(self.sink)
         if isinstance(first, SaveWindow) and first.analyze and first.window.trace_path:
-            self.analyzer.submit(first.window.window_id, first.window.trace_path)
+            window_id, trace_path = first.window.window_id, first.window.trace_path
         elif isinstance(first, AnalyzeWindow):
-            self.analyzer.submit(first.window_id, first.trace_path)
+            window_id, trace_path = first.window_id, first.trace_path
+        else:
+            return
+        self._guarded(lambda: self.analyzer.submit(window_id, trace_path))
 
-    def _recovered(self) -> None:
-        if self._failures:
+    def _noted(self, result: Flush) -> Flush:
+        if result.error is not None and not self._failing:
+            log.warning("gpulens: cannot write to the store, keeping records: %s", result.error)
+            self._failing = True
+        elif result.recovered and self._failing:
             log.warning("gpulens: the store answers again; pending records written")
-        self._failures = self._strikes = 0
-        self._down = False
-        self._struck = None
-        self._retry_at = 0.0
-
-    def _replay_foreign(self) -> None:
-        """Take in one spool file left by an earlier session (written by the next flush)."""
-        if not self._foreign_left:
-            return
-        claimed = self.spool.claim_foreign()
-        if claimed is None:
-            self._foreign_left = False
-            return
-        items = self.spool.read_claimed(claimed)
-        log.info("gpulens: replaying %d records from %s", len(items), claimed.name)
-        with self._lock:
-            self._pending.extend(items)
-        self._wake.set()
-
-    def _failed(self, head: list[Item], exc: Exception) -> None:
-        self._write_errors += 1
-        now = time.monotonic()
-        self._down = isinstance(exc, TRANSIENT_ERRORS)
-        if self._down:
-            self._failures += 1
-            delay = self._backoff * 2.0 ** (self._failures - 1)
-            self._retry_at = now + min(MAX_BACKOFF_S, delay)
-            if self._failures == 1:
-                log.warning("gpulens: cannot write to the store, keeping records: %s", exc)
-            return
-        self._retry_at = now + self._backoff
-        if not head:
-            log.warning("gpulens: cannot read the spool: %s", exc)
-            return
-        self._strikes = self._strikes + 1 if head[0] is self._struck else 1
-        self._struck = head[0]
-        if self._strikes >= STRIKES:
-            log.error("gpulens: the store refuses %s; dropped: %r", type(head[0]).__name__, exc)
-            self._discard(head)
-
-    def _discard(self, head: list[Item]) -> None:
-        with self._lock:
-            for _ in head:
-                self._pending.popleft()
-            lost = _step_count(head)
-            self._dropped += lost
-            if isinstance(head[0], StepRecord):
-                self._own_dropped += lost
-        self._strikes, self._struck = 0, None
-
-    def _spill_overflow(self) -> None:
-        excess = len(self._pending) - self._capacity
-        if excess > 0:
-            self._spill(excess)
-
-    def _spill(self, count: int) -> None:
-        with self._lock:
-            oldest = [self._pending.popleft() for _ in range(min(count, len(self._pending)))]
-            if not oldest:
-                return
-            try:
-                kept = self.spool.append(oldest)
-            except OSError as exc:
-                log.error("gpulens: cannot write the spool %s: %s", self.spool.path, exc)
-                kept = 0
-            own_kept = sum(isinstance(item, StepRecord) for item in oldest[:kept])
-            own_lost = sum(isinstance(item, StepRecord) for item in oldest[kept:])
-            self._spooled += own_kept
-            self._own_dropped += own_lost
-            self._dropped += _step_count(oldest[kept:])
-        if kept < len(oldest):
-            log.error(
-                "gpulens: dropped %d records: the store is unreachable and the spool %s is full",
-                len(oldest) - kept,
-                self.spool.path,
-            )
-
-
-def _step_count(items: list[Item]) -> int:
-    return sum(
-        1 if isinstance(item, StepRecord) else len(item.steps) if isinstance(item, StepBatch) else 0
-        for item in items
-    )
+            self._failing = False
+        return result

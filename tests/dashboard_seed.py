@@ -30,7 +30,7 @@ from monitor.core.gpu_records import (
     Record,
 )
 from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
-from monitor.services.gather import refresh_findings
+from monitor.services.runs import refresh_findings
 from monitor.store import Store
 from monitor.traces.analyze import analyze_path
 from tests.trace_gen import FIRST_STEP, write_synthetic_trace

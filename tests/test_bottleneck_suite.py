@@ -10,6 +10,7 @@ import pytest
 
 from examples.bottlenecks.detection import Detection, detect, render_table, run_name
 from examples.bottlenecks.suite import CASES, VARIANTS, Case, run_case
+from monitor.services.runs import current_findings
 from monitor.store import Store
 
 CPU_CASES = [case for case in CASES if case.shows_on_cpu]
@@ -63,9 +64,13 @@ def test_suite_runs_from_the_repository_root() -> None:
     assert (Path(__file__).resolve().parent.parent / "examples" / "bottlenecks").is_dir()
 
 
-def test_the_hooks_store_each_runs_findings_when_it_ends(suite_store: Store) -> None:
+def test_a_runs_findings_are_computed_on_first_read_and_stored(suite_store: Store) -> None:
+    # The training job runs no advisor: the first reader (CLI or dashboard) computes the
+    # findings from every window and stores them, for the next reader.
     name = "starved_dataloader-bottleneck"
     (run,) = [r for r in suite_store.runs(name_like=name) if r.name == name]
+    current = current_findings(suite_store, run.run_id)
+    assert current.stored and current.findings[0].rule == "input_pipeline"
     stored = suite_store.findings(run_id=run.run_id)
     assert stored[0].finding.rule == "input_pipeline"
     assert stored[0].run_name == name

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,11 +13,12 @@ import pytest
 from sqlalchemy import func, select
 
 from monitor.clock import ManualClock
+from monitor.collector.delivery import GPU_RECORDS, collector_pipeline, collector_spool
 from monitor.collector.jobs import Collector, JobSettings
 from monitor.collector.sampler import Sampler
 from monitor.core.errors import StoreUnavailable
 from monitor.core.source import Poll
-from monitor.pipeline.buffer import Buffer, Spool
+from monitor.pipeline import Spool
 from monitor.store import Store
 from monitor.store.schema import events, gpu_rollups_1m, gpu_samples
 from tests.helpers import T0, ScriptedSource, steady_poll
@@ -36,7 +40,11 @@ def build(store_opener, tmp_path, poll=two_gpus, deadline=5.0):
     source = ScriptedSource(poll, ("GPU-a", "GPU-b"))
     collector = Collector(
         Sampler(source, "h1", clock),
-        Buffer(Spool(tmp_path / "spool.jsonl", 10**7), capacity=20),
+        collector_pipeline(
+            Spool(tmp_path / "spool.jsonl", GPU_RECORDS, max_bytes=10**7, claims=False),
+            capacity=20,
+            clock=clock.monotonic,
+        ),
         store_opener,
         settings=JobSettings(poll_deadline_seconds=deadline),
         clock=clock,
@@ -93,12 +101,12 @@ def test_an_outage_loses_nothing_and_writes_each_row_once(store, tmp_path) -> No
     tick(collector, clock, 40)  # 80 samples: beyond the buffer's capacity of 20
     collector.flush()
     collector.rollup()
-    during = collector.buffer.counters()
+    during = collector.pipeline.counters()
     assert during.spooled > 0 and during.pending > 0 and during.dropped == 0
     flaky.up = True
     tick(collector, clock, 5)
     collector.flush()
-    after = collector.buffer.counters()
+    after = collector.pipeline.counters()
     assert after.pending == 0 and after.collected == after.written
     assert rows(store, gpu_samples) == 100
 
@@ -145,6 +153,95 @@ def test_stop_with_the_database_gone_spools_everything(tmp_path) -> None:
     collector, clock = build(unavailable, tmp_path)
     tick(collector, clock, 3)
     collector.stop("signal", flush_deadline_seconds=2)
-    spool = collector.buffer.spool
-    c = collector.buffer.counters()
-    assert spool.count == c.pending == c.collected and spool.path.exists()
+    c = collector.pipeline.counters()
+    assert c.in_spool == c.pending == c.collected and collector.pipeline.spool.path.exists()
+
+
+def test_a_collector_replays_the_spool_a_crashed_one_left_for_its_store(store, tmp_path) -> None:
+    url, folder = f"sqlite:///{tmp_path / 'g.db'}", tmp_path / "spool"
+    flaky = FlakyStore(store)
+    flaky.up = False
+    crashed, clock = build_in(folder, url, lambda: flaky)  # type: ignore[arg-type,return-value]
+    tick(crashed, clock, 10)
+    crashed.flush()  # fails: everything goes to the spool at once
+    c = crashed.pipeline.counters()
+    assert (c.in_memory, c.in_spool) == (0, c.collected) and c.collected > 20
+    own = crashed.pipeline.spool.path
+    left = own.with_name(own.name.replace(f".{os.getpid()}.", f".{dead_pid()}."))
+    own.rename(left)  # the process was killed: its file stays, named with its pid
+
+    elsewhere, _ = build_in(folder, f"sqlite:///{tmp_path / 'other.db'}", lambda: store)
+    elsewhere.flush()
+    elsewhere.flush()
+    assert left.exists() and elsewhere.pipeline.counters().adopted == 0
+
+    successor, _ = build_in(folder, url, lambda: store)
+    successor.flush()  # writes its own records, then claims the file
+    successor.flush()  # replays it
+    after = successor.pipeline.counters()
+    assert after.adopted == c.collected and after.pending == 0 and not left.exists()
+    assert rows(store, gpu_samples) == 2 * 10
+    assert after.collected == after.written
+
+
+def test_stop_honours_its_deadline_when_the_database_hangs(store, tmp_path) -> None:
+    hanging = HangingStore(store)
+    collector, clock = build(lambda: hanging, tmp_path)  # type: ignore[arg-type,return-value]
+    tick(collector, clock, 3)
+    hanging.gate.clear()  # the database freezes: calls hang instead of failing
+    scheduled = threading.Thread(target=collector.flush)  # the flush job, stuck in a write
+    scheduled.start()
+    hanging.entered.wait()
+    tick(collector, clock, 2)
+    collector.stop("signal", flush_deadline_seconds=0.05)  # returns: the process can exit
+    c = collector.pipeline.counters()
+    assert c.in_spool == c.pending == c.collected and c.written == 0
+    hanging.gate.set()  # the database answers again, long after
+    scheduled.join()
+    assert collector.pipeline.counters() == c  # the late answer changed nothing, raised nothing
+
+    successor, _ = build(lambda: store, tmp_path)
+    successor.flush()
+    assert rows(store, gpu_samples) == 2 * 5  # every sample, stored once
+
+
+class HangingStore:
+    """Delegates to a real store; while ``gate`` is clear, writes hang (a frozen database)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def write(self, records) -> None:
+        if not self.gate.is_set():
+            self.entered.set()
+            self.gate.wait()
+        self.store.write(records)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def build_in(folder, url, store_opener):
+    """A collector whose spool is keyed by ``url`` in ``folder`` (the production layout)."""
+    clock = ManualClock(T0)
+    collector = Collector(
+        Sampler(ScriptedSource(two_gpus, ("GPU-a", "GPU-b")), "h1", clock),
+        collector_pipeline(collector_spool(url, "h1", directory=folder), clock=clock.monotonic),
+        store_opener,
+        clock=clock,
+    )
+    collector.start()
+    return collector, clock
+
+
+def dead_pid() -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)

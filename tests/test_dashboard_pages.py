@@ -52,6 +52,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 HOSTILE = "<script>alert(1)</script>"
 NOW = T0 + timedelta(hours=2)
+ADVISED = T0 + timedelta(minutes=5)  # after every seeded run's evidence: its findings are current
 GEMM = "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64"
 ADD = "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>"
 
@@ -170,7 +171,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(f"sqlite:///{tmp_path / 'gpulens.db'}")
     opened.write(facts_records("h1", ("GPU-a",)) + samples("GPU-a", "h1", range(0, 90)))
     seed_run(opened, a_run(), 12_300.0)
-    opened.save_findings("r1", [a_finding()], at=T0)
+    opened.save_findings("r1", [a_finding()], at=ADVISED)
     yield opened
     opened.close()
 
@@ -371,17 +372,19 @@ def test_an_empty_run_says_what_to_run(store: Store) -> None:
     assert "no profiler window analyzed yet: windows trace 5 steps every 300" in shown
     assert "GPULENS_PROFILE_SCHEDULE" in shown
     assert "no GPU telemetry during the run: run `gpulens collect` on h1" in shown
-    assert "computed now and not saved" in text(by_id(page, ids.RUN_FINDINGS))
+    assert "stored with the run" in text(by_id(page, ids.RUN_FINDINGS))  # advised on view
     assert isinstance(by_id(page, ids.RUN_KERNELS), type(by_id(page, ids.RUN_MEMORY)))
 
 
-def test_findings_are_computed_when_none_are_stored(store: Store) -> None:
-    store.save_findings("r1", [], at=T0)
+def test_findings_older_than_the_evidence_are_computed_again_and_saved(store: Store) -> None:
+    store.save_findings("r1", [], at=T0)  # before the run's steps, window and end
     page = run_page.layout(context(store), {"run": "r1"})
     findings = by_id(page, ids.RUN_FINDINGS)
-    assert "computed now and not saved" in text(findings)
-    assert "gpulens advise --run r1" in text(findings)
-    assert store.findings(run_id="r1") == []  # showing them saved nothing
+    assert "stored with the run" in text(findings)
+    stored = store.findings(run_id="r1")
+    assert stored and all(item.finding.title in text(findings) for item in stored)
+    state = store.findings_state("r1")
+    assert state is not None and not state.is_stale
 
 
 def test_text_from_the_data_stays_inert(store: Store) -> None:
@@ -412,7 +415,7 @@ def seed_pair(store: Store) -> None:
         9_840.0,
         jitter_us=150.0,
     )
-    store.save_findings("ra", [a_finding(scope=Scope(run_id="ra"))], at=T0)
+    store.save_findings("ra", [a_finding(scope=Scope(run_id="ra"))], at=ADVISED)
 
 
 def test_the_compare_callback_shows_the_speed_up(store: Store) -> None:

@@ -1,5 +1,7 @@
 """StepSession and its entry points, driven by real PyTorch training loops on CPU and written to
-a real SQLite store (and a fake sink where a store outage is the point)."""
+a real SQLite store (and a fake sink where a store outage is the point). Where a test checks
+times, the session reads a :class:`ManualPerfClock` that the loop and the dataset advance by
+hand, so that every duration is exact; no test sleeps or checks a real clock's durations."""
 
 from __future__ import annotations
 
@@ -24,14 +26,18 @@ import profiler_hooks
 from monitor.core.errors import ConfigError
 from monitor.store import Store
 from profiler_hooks import ProfileSchedule, SessionError
-from profiler_hooks.config import resolve_config
+from profiler_hooks.config import HooksConfig, resolve_config
 from profiler_hooks.environment import distributed_rank, visible_gpu_uuids
 from profiler_hooks.session import StepSession, active_session
+from tests.helpers import ManualPerfClock
 from tests.test_hooks_writer import RecordingSink
 
 ROOT = Path(__file__).resolve().parent.parent
-SLEEP_S = 0.002
 BATCH = 2
+# Microseconds of the session's clock: each sample's loading (the DataLoader wait), the host
+# work between a batch's arrival and the forward, the rest of the step, and what happens
+# between two passes over the data (evaluation, checkpoints).
+LOAD_US, PREPROCESS_US, COMPUTE_US, BETWEEN_PASSES_US = 40_000, 5_000, 7_000, 900_000
 
 
 @pytest.fixture(autouse=True)
@@ -64,20 +70,27 @@ def store(db_url: str) -> Iterator[Store]:
     opened.close()
 
 
-class SleepyDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Each sample costs ``SLEEP_S`` of loading time: a DataLoader wait of known size."""
+class SlowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Each sample costs ``LOAD_US`` of ``clock``: a DataLoader wait of known size (loaded in
+    the training process, ``num_workers=0``, where the session reads the same clock)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, clock: ManualPerfClock) -> None:
         generator = torch.Generator().manual_seed(0)
         self.x = torch.randn(size, 8, generator=generator)
         self.y = torch.randn(size, 2, generator=generator)
+        self.clock = clock
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        time.sleep(SLEEP_S)
+        self.clock.advance(LOAD_US / 1e6)
         return self.x[index], self.y[index]
+
+
+def sink_config(tmp_path: Path) -> HooksConfig:
+    """A session's settings for a test's own sink, without profiler windows."""
+    return resolve_config(trace_dir=tmp_path, profile=False, has_sink=True)
 
 
 def tiny_model() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
@@ -115,8 +128,11 @@ def test_the_public_names_are_the_contract() -> None:
     for name in profiler_hooks.__all__:
         assert getattr(profiler_hooks, name) is not None
     assert callable(profiler_hooks.trace_handler)  # the function, never a module
-    parameters = list(inspect.signature(profiler_hooks.profile_steps).parameters)
-    assert parameters[:14] == [
+    # The keywords are HookOptions' (tests/test_hooks_config.py checks them against the config).
+    parameters = inspect.signature(profiler_hooks.profile_steps).parameters
+    assert list(parameters) == ["run_name", "options"]
+    assert parameters["options"].annotation == "Unpack[HookOptions]"
+    assert list(profiler_hooks.HookOptions.__annotations__) == [
         "run_name",
         "db",
         "batch_size",
@@ -131,6 +147,7 @@ def test_the_public_names_are_the_contract() -> None:
         "enabled",
         "config",
         "sink",
+        "analysis",
     ]
     assert ProfileSchedule() == ProfileSchedule(
         wait=290, warmup=5, active=5, repeat=0, skip_first=10
@@ -144,20 +161,23 @@ def test_a_training_loop_is_recorded_step_by_step_with_one_analyzed_window(
     db_url: str, tmp_path: Path
 ) -> None:
     model, optimizer = tiny_model()
-    loader = DataLoader(SleepyDataset(60), batch_size=BATCH)
+    clock = ManualPerfClock()  # the steps' times; the profiler window runs on real time
+    loader = DataLoader(SlowDataset(60, clock), batch_size=BATCH)
     schedule = ProfileSchedule(wait=2, warmup=1, active=2, repeat=1, skip_first=0)
-    with profiler_hooks.profile_steps(
+    config = resolve_config(
         "e2e",
         db=db_url,
         trace_dir=tmp_path / "traces",
         schedule=schedule,
         slow_step_trigger=False,
         config={"lr": 0.1},
-    ) as session:
+    )
+    with StepSession(config, clock=clock) as session:
         for x, y in session.wrap_dataloader(loader):
             optimizer.zero_grad()
             torch.nn.functional.mse_loss(model(x), y).backward()
             optimizer.step()
+            clock.advance(COMPUTE_US / 1e6)
             session.step(samples=len(x))
     assert session.stats.written == 30 and session.stats.pending == 0
 
@@ -171,9 +191,10 @@ def test_a_training_loop_is_recorded_step_by_step_with_one_analyzed_window(
     assert [s.step for s in steps] == list(range(30))
     assert all(s.started_at.tzinfo is not None for s in steps)
     assert [s.started_at for s in steps] == sorted(s.started_at for s in steps)
+    assert len({s.started_at for s in steps}) == len(steps)
     for step in steps:
-        assert step.dataloader_wait_us is not None
-        assert BATCH * SLEEP_S * 1e6 <= step.dataloader_wait_us <= step.duration_us
+        assert step.dataloader_wait_us == BATCH * LOAD_US
+        assert step.duration_us == BATCH * LOAD_US + COMPUTE_US
         assert step.samples == BATCH and step.samples_per_second
         assert step.cuda_allocated_bytes is None  # CPU
     assert [s.step for s in steps if s.is_profiled] == [3, 4]
@@ -191,47 +212,77 @@ def test_a_training_loop_is_recorded_step_by_step_with_one_analyzed_window(
 
 def test_attach_records_an_unchanged_loop(tmp_path: Path) -> None:
     model, optimizer = tiny_model()
-    loader = DataLoader(SleepyDataset(12), batch_size=BATCH)
+    clock = ManualPerfClock()
+    loader = DataLoader(SlowDataset(12, clock), batch_size=BATCH)
     sink = RecordingSink()
-    session = profiler_hooks.attach(
-        optimizer=optimizer, dataloader=loader, sink=sink, trace_dir=tmp_path, profile=False
+    # What profiler_hooks.attach(optimizer=, dataloader=, sink=, ...) does, with the clock.
+    session = StepSession(sink_config(tmp_path), sink=sink, clock=clock).attach(
+        optimizer=optimizer, dataloader=loader
     )
     for _epoch in range(2):
         for x, y in loader:  # the loop body knows nothing of gpulens
             optimizer.zero_grad()
             torch.nn.functional.mse_loss(model(x), y).backward()
+            clock.advance(COMPUTE_US / 1e6)
             optimizer.step()
+        clock.advance(BETWEEN_PASSES_US / 1e6)  # an evaluation: part of no step
     session.close()
     optimizer.step()  # after close: no longer counted
 
     assert session.steps_recorded == 12 and type(loader) is DataLoader
     assert [s.step for s in sink.steps] == list(range(12))
-    assert all(s.dataloader_wait_us >= BATCH * SLEEP_S * 1e6 for s in sink.steps)
+    assert all(s.dataloader_wait_us == BATCH * LOAD_US for s in sink.steps)
+    assert all(s.duration_us == BATCH * LOAD_US + COMPUTE_US for s in sink.steps)
     assert sink.names()[-1] == "end_run" and sink.calls[-1][1][1] == "finished"
 
 
 def test_attach_with_a_model_times_the_batch_to_forward_gap(tmp_path: Path) -> None:
     model, optimizer = tiny_model()
-    loader = DataLoader(SleepyDataset(6), batch_size=BATCH)
+    clock = ManualPerfClock()
+    loader = DataLoader(SlowDataset(6, clock), batch_size=BATCH)
     sink = RecordingSink()
-    session = profiler_hooks.attach(
-        optimizer=optimizer, dataloader=loader, model=model, sink=sink, trace_dir=tmp_path,
-        profile=False,
-    )  # fmt: skip
+    session = StepSession(sink_config(tmp_path), sink=sink, clock=clock).attach(
+        optimizer=optimizer, dataloader=loader, model=model
+    )
     for x, y in loader:
-        time.sleep(SLEEP_S)  # "preprocessing" between the batch's arrival and the forward
+        clock.advance(PREPROCESS_US / 1e6)  # between the batch's arrival and the forward
         optimizer.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
+        clock.advance(COMPUTE_US / 1e6)
         model(x)  # a second forward in the step (e.g. an EMA model) does not move the mark
         optimizer.step()
     session.close()
     assert len(sink.steps) == len(loader)
     for step in sink.steps:
-        assert step.pre_forward_us is not None
-        assert SLEEP_S * 1e6 <= step.pre_forward_us < step.duration_us - step.dataloader_wait_us
+        assert step.pre_forward_us == PREPROCESS_US  # the second forward came COMPUTE_US later
+        assert step.dataloader_wait_us == BATCH * LOAD_US
+        assert step.duration_us == BATCH * LOAD_US + PREPROCESS_US + COMPUTE_US
     settings = sink.calls[0][1].config["gpulens"]
     assert settings["pid"] > 0 and "float32_matmul_precision" in settings["torch"]
     assert "model_wrapper" not in settings  # a plain module, neither DataParallel nor DDP
+
+
+def test_profiler_hooks_attach_hooks_all_three_on_the_real_clock(tmp_path: Path) -> None:
+    """The function users call: the same wiring as above, on ``time.perf_counter_ns``."""
+    assert inspect.signature(StepSession).parameters["clock"].default is time.perf_counter_ns
+    model, optimizer = tiny_model()
+    loader = DataLoader(torch.utils.data.TensorDataset(torch.randn(6, 8)), batch_size=BATCH)
+    sink = RecordingSink()
+    session = profiler_hooks.attach(
+        optimizer=optimizer, dataloader=loader, model=model, sink=sink, trace_dir=tmp_path,
+        profile=False,
+    )  # fmt: skip
+    assert type(loader) is not DataLoader  # its passes are timed until close
+    for (x,) in loader:
+        model(x).sum().backward()
+        optimizer.step()
+    session.close()
+    assert type(loader) is DataLoader and not model._forward_pre_hooks
+    assert [s.step for s in sink.steps] == [0, 1, 2]
+    # Real readings, so no value is checked: only that each of the three was measured.
+    assert all(
+        s.dataloader_wait_us is not None and s.pre_forward_us is not None for s in sink.steps
+    )
 
 
 def test_steps_without_a_watched_model_have_no_batch_to_forward_time(tmp_path: Path) -> None:
@@ -444,13 +495,16 @@ def test_a_closed_session_ignores_steps_and_closes_once(tmp_path: Path) -> None:
 
 
 def test_begin_step_measures_the_wait_since_the_last_step(tmp_path: Path) -> None:
-    sink = RecordingSink()
-    with profiler_hooks.profile_steps(sink=sink, trace_dir=tmp_path, profile=False) as session:
+    sink, clock = RecordingSink(), ManualPerfClock()
+    with StepSession(sink_config(tmp_path), sink=sink, clock=clock) as session:
         for _ in range(3):
-            time.sleep(SLEEP_S)
+            clock.advance(LOAD_US / 1e6)
             session.begin_step()
+            clock.advance(COMPUTE_US / 1e6)
             session.step(tokens=128)
-    assert all(step.dataloader_wait_us >= SLEEP_S * 1e6 for step in sink.steps)
+    assert len(sink.steps) == 3
+    assert all(step.dataloader_wait_us == LOAD_US for step in sink.steps)
+    assert all(step.duration_us == LOAD_US + COMPUTE_US for step in sink.steps)
     assert all(step.tokens == 128 and step.samples is None for step in sink.steps)
 
 

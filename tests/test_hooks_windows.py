@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,12 @@ from torch.profiler import ProfilerAction
 
 import profiler_hooks
 from profiler_hooks import ProfileSchedule
+from profiler_hooks.config import resolve_config
 from profiler_hooks.handler import traced_steps
-from profiler_hooks.session import active_session
+from profiler_hooks.session import StepSession, active_session
 from profiler_hooks.step_timer import SlowStepDetector
 from profiler_hooks.windows import WindowPlan, scheduled_window
+from tests.helpers import ManualPerfClock
 from tests.test_hooks_writer import RecordingSink
 
 SCHEDULES = [
@@ -126,7 +127,10 @@ def test_the_median_follows_the_last_fifty_steps() -> None:
 # -- real windows ------------------------------------------------------------------------------
 
 
-def train(steps: int, step_hook: Any, *, slow_at: int | None = None, step_s: float = 0.0) -> None:
+def train(
+    steps: int, step_hook: Any, *, clock: ManualPerfClock | None = None, slow_at: int | None = None
+) -> None:
+    """``steps`` real training steps; with ``clock``, each takes 10 ms of it (``slow_at``: 300)."""
     torch.manual_seed(0)
     model = torch.nn.Linear(16, 4)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -135,7 +139,8 @@ def train(steps: int, step_hook: Any, *, slow_at: int | None = None, step_s: flo
         optimizer.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
         optimizer.step()
-        time.sleep(0.3 if step == slow_at else step_s)
+        if clock is not None:
+            clock.advance(0.3 if step == slow_at else 0.01)
         step_hook()
 
 
@@ -173,17 +178,19 @@ def test_session_windows_carry_the_session_step_numbers(tmp_path: Path) -> None:
 
 
 def test_a_slow_step_starts_an_extra_window_at_the_next_step(tmp_path: Path) -> None:
+    clock = ManualPerfClock()  # the session's step times, so that no scheduling noise gets in
     sink = RecordingSink()
     schedule = ProfileSchedule(wait=1_000, warmup=1, active=2, repeat=1, skip_first=1_000)
-    with profiler_hooks.profile_steps(
+    config = resolve_config(
         "slow", sink=sink, trace_dir=tmp_path, schedule=schedule, analysis="off"
-    ) as session:
-        # Steps of at least 5 ms, so that scheduling noise stays far below 3x the median,
-        # and one of at least 300 ms.
-        train(30, session.step, slow_at=24, step_s=0.005)
+    )
+    with StepSession(config, sink=sink, clock=clock) as session:
+        train(30, session.step, clock=clock, slow_at=24)
 
     (window,) = [value for name, value in sink.calls if name == "save_window"]
     assert (window.first_step, window.last_step, window.trigger) == (26, 27, "slow_step")
+    durations = {step.step: step.duration_us for step in sink.steps}
+    assert durations[24] == 300_000 and durations[23] == 10_000
 
 
 def test_closing_inside_a_window_keeps_the_traced_steps_that_ended(tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ import pytest
 from monitor.core.analysis.model import TraceAnalysis
 from monitor.core.errors import StoreUnavailable
 from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
-from monitor.pipeline.spool import HookSpool, decode, encode, group_steps
+from monitor.pipeline.spool_names import HOST, SpoolName
 from monitor.store import Store
 from profiler_hooks import analyze_window
+from profiler_hooks.codec import HOOK_ITEMS, hook_spool
 from profiler_hooks.sink import (
     AnalyzeWindow,
     EndRun,
@@ -88,9 +89,15 @@ def raw(step: int) -> RawStep:
 
 def make_writer(sink: RecordingSink, tmp_path: Path, **options: Any) -> BackgroundWriter:
     settings: dict[str, Any] = {"flush_interval_s": 0.01, "backoff_s": 0.01, **options}
+    spool = hook_spool(
+        tmp_path / "spool",
+        RUN.run_id,
+        store_url=settings.pop("store_url", None),
+        max_bytes=settings.pop("max_bytes", 1 << 20),
+    )
     return BackgroundWriter(
         sink,
-        HookSpool(tmp_path / "spool", RUN.run_id, max_bytes=settings.pop("max_bytes", 1 << 20)),
+        spool,
         to_record=lambda item: step_record(item, RUN.run_id, CLOCK),
         **settings,
     )
@@ -217,7 +224,7 @@ def test_a_spool_that_cannot_be_written_drops_and_counts(
 
 def test_a_full_spool_drops_the_rest(sink: RecordingSink, tmp_path: Path) -> None:
     sink.down = True
-    line = len("".join(f"{x}" for x in encode(step_record(raw(0), RUN.run_id, CLOCK))))
+    line = len("".join(f"{x}" for x in HOOK_ITEMS.encode(step_record(raw(0), RUN.run_id, CLOCK))))
     writer = make_writer(sink, tmp_path, max_bytes=3 * line)
     writer.start()
     for step in range(10):
@@ -254,6 +261,124 @@ def test_close_returns_and_spools_when_the_store_hangs(sink: RecordingSink, tmp_
     assert writer.stats().spooled == 3
 
 
+def test_a_late_answer_of_a_hung_store_changes_no_counter_and_raises_nothing(
+    sink: RecordingSink, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink.gate = threading.Event()
+    writer = make_writer(sink, tmp_path)
+    writer.submit(StartRun(RUN))
+    writer.start()
+    for step in range(3):
+        writer.add_step(raw(step))
+    writer.close(timeout_s=0.2)
+    before = writer.stats()
+    sink.gate.set()  # the hung call returns after the spool took everything
+    writer._thread.join()
+    assert writer.stats() == before
+    assert (before.spooled, before.written, before.pending, before.dropped) == (3, 0, 0, 0)
+    assert "unexpected error" not in caplog.text
+    (spool_file,) = (tmp_path / "spool").glob("*.jsonl")
+    assert '"k":"run"' in spool_file.read_text().splitlines()[0]  # in flight, spooled first
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_during_an_outage_steps_go_to_the_spool_after_spool_after_s(
+    sink: RecordingSink, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    sink.down = True
+    writer = make_writer(sink, tmp_path, clock=clock, spool_after_s=5.0)
+    writer.start()
+    for step in range(5):
+        writer.add_step(raw(step))
+    while writer.stats().write_errors < 1:
+        threading.Event().wait(0.01)
+    assert writer.stats().pending == 5  # a short outage costs no disk write
+    clock.now += 5.0  # the outage has lasted spool_after_s: a kill now would lose nothing
+    while writer.stats().spooled < 5:
+        threading.Event().wait(0.01)
+    (spool_file,) = (tmp_path / "spool").glob("*.jsonl")
+    assert len(spool_file.read_text().splitlines()) == 5
+    sink.down = False
+    clock.now += 60.0
+    writer.close(timeout_s=10)
+    stats = writer.stats()
+    assert [s.step for s in sink.steps] == list(range(5))
+    assert (stats.spooled, stats.replayed, stats.written, stats.pending) == (5, 5, 0, 0)
+
+
+def test_operations_spooled_without_steps_are_replayed_in_the_same_session(
+    sink: RecordingSink, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    sink.down = True
+    writer = make_writer(sink, tmp_path, clock=clock, spool_after_s=0.0)
+    window = WindowRecord("w", RUN.run_id, 1, 2, T0)
+    writer.submit(StartRun(RUN))
+    writer.submit(SaveWindow(window, analyze=False))
+    writer.start()
+    while not list((tmp_path / "spool").glob("*.jsonl")):  # spooled at the first failure
+        threading.Event().wait(0.01)
+    sink.down = False
+    clock.now += 60.0
+    writer.close(timeout_s=10)
+    assert sink.names() == ["start_run", "save_window"]
+    assert not list((tmp_path / "spool").glob("*"))
+
+
+def test_a_spool_meant_for_another_store_is_left_alone(sink: RecordingSink, tmp_path: Path) -> None:
+    sink.down = True
+    first = make_writer(sink, tmp_path, store_url="sqlite:///a.db")
+    first.submit(StartRun(RUN))
+    first.start()
+    first.add_step(raw(0))
+    first.close(timeout_s=5)
+
+    sink.down = False
+    other = make_writer(sink, tmp_path, store_url="sqlite:///b.db")
+    other.start()
+    other.close(timeout_s=10)
+    assert sink.calls == [] and len(list((tmp_path / "spool").glob("*.jsonl"))) == 1
+
+    same = make_writer(sink, tmp_path, store_url="sqlite:///a.db")
+    same.start()
+    same.close(timeout_s=10)
+    assert sink.names() == ["start_run", "write_steps"] and same.stats().replayed == 1
+    assert not list((tmp_path / "spool").glob("*"))
+
+
+def test_a_spool_written_before_spools_were_keyed_is_replayed(
+    sink: RecordingSink, tmp_path: Path
+) -> None:
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    old = folder / str(SpoolName("r" * 32, None, HOST, dead_process()))
+    step = step_record(raw(0), RUN.run_id, CLOCK)
+    old.write_text(encode_line(StartRun(RUN)) + encode_line(step))
+    writer = make_writer(sink, tmp_path, store_url="sqlite:///a.db")
+    writer.start()
+    writer.close(timeout_s=10)
+    assert sink.names() == ["start_run", "write_steps"] and sink.steps == [step]
+    assert not old.exists()
+
+
+def dead_process() -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
 def test_spool_rows_round_trip_every_kind_of_item() -> None:
     step = step_record(raw(3), RUN.run_id, CLOCK)
     window = WindowRecord("w1", RUN.run_id, 3, 4, T0, "/t/w.json.gz", "analyzing")
@@ -274,22 +399,33 @@ def test_spool_rows_round_trip_every_kind_of_item() -> None:
         FailWindow("w1", "bad trace"),
         AnalyzeWindow("w1", "/t/w.json.gz"),
     ]
-    assert [decode(row) for item in items for row in encode(item)] == items
+    codec = HOOK_ITEMS
+    assert [codec.decode(row) for item in items for row in codec.encode(item)] == items
     analysis = SaveAnalysis("w1", TraceAnalysis(ranks=()), "/t/w.json.gz")
-    assert [decode(row) for row in encode(analysis)] == [AnalyzeWindow("w1", "/t/w.json.gz")]
-    batch = StepBatch((step, step))
-    assert list(group_steps(iter([decode(r) for r in encode(batch)]), 1)) == [
-        StepBatch((step,)),
-        StepBatch((step,)),
+    assert [codec.decode(row) for row in codec.encode(analysis)] == [
+        AnalyzeWindow("w1", "/t/w.json.gz")
     ]
+    batch = StepBatch((step, step))
+    assert [codec.decode(r) for r in codec.encode(batch)] == [step, step]
+    assert [codec.units([item]) for item in (batch, step, items[0])] == [2, 1, 0]
+    assert codec.units([batch, step, items[0], step]) == 4
+    # consecutive steps go to the sink together (up to the limit), an operation alone
+    end = EndRun(RUN.run_id, T0, "finished")
+    assert codec.batch_length([step, step, end, step], 2000) == 2
+    assert codec.batch_length([step, step, step], 2) == 2
+    assert codec.batch_length([end, step], 2000) == 1
+    with pytest.raises(ValueError, match="unknown kind"):
+        codec.decode({"k": "nonsense"})
+    legacy = {"k": "analyse", "window_id": "w1", "trace_path": "/t/w.json.gz"}  # before 0.1.1
+    assert codec.decode(legacy) == AnalyzeWindow("w1", "/t/w.json.gz")
 
 
 def test_only_spools_of_writers_that_are_gone_are_claimed(tmp_path: Path) -> None:
     folder = tmp_path / "spool"
-    mine = HookSpool(folder, "mine")
-    other_live = HookSpool(folder, "live")
+    mine = hook_spool(folder, "mine")
+    other_live = hook_spool(folder, "live")
     other_live.append([EndRun("live", T0, "finished")])
-    ended = HookSpool(folder, "ended")
+    ended = hook_spool(folder, "ended")
     ended.append([EndRun("ended", T0, "finished")])
     ended.release()
     dead_pid = subprocess.run(
@@ -298,15 +434,15 @@ def test_only_spools_of_writers_that_are_gone_are_claimed(tmp_path: Path) -> Non
         text=True,
         check=True,
     ).stdout.strip()
-    gone = folder / f"gone.{mine.host}.{dead_pid}.jsonl"
+    gone = folder / f"gone.{HOST}.{dead_pid}.jsonl"
     gone.write_text(encode_line(EndRun("gone", T0, "finished")))
 
-    claimed = [mine.claim_foreign(), mine.claim_foreign(), mine.claim_foreign()]
+    claimed = [mine.claim(), mine.claim(), mine.claim()]
     runs = sorted(
         item.run_id
         for path in claimed
         if path
-        for item in mine.read_claimed(path)
+        for item in mine.items(path)
         if isinstance(item, EndRun)
     )
     assert runs == ["ended", "gone"] and claimed[2] is None
@@ -316,7 +452,7 @@ def test_only_spools_of_writers_that_are_gone_are_claimed(tmp_path: Path) -> Non
 def encode_line(item: Any) -> str:
     import json
 
-    return "".join(json.dumps(row) + "\n" for row in encode(item))
+    return "".join(json.dumps(row) + "\n" for row in HOOK_ITEMS.encode(item))
 
 
 @pytest.fixture
@@ -378,4 +514,4 @@ def test_the_analysis_process_spools_the_window_when_the_store_is_down(
 def decode_all(path: Path) -> list[Any]:
     import json
 
-    return [decode(json.loads(line)) for line in path.read_text().splitlines()]
+    return [HOOK_ITEMS.decode(json.loads(line)) for line in path.read_text().splitlines()]

@@ -3,6 +3,7 @@ real SQLite store."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 import torch
 import transformers
 
+from monitor.core.errors import ConfigError
 from monitor.store import Store
 from profiler_hooks import ProfileSchedule
 from profiler_hooks.integrations.lightning import GpulensCallback, infer_batch_size
@@ -343,3 +345,22 @@ def test_importing_the_package_imports_no_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == ""
+
+
+# --- both callbacks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("callback_class", [GpulensCallback, GpulensTrainerCallback])
+def test_callbacks_take_the_hook_options_and_check_them_when_made(
+    callback_class: type[GpulensCallback] | type[GpulensTrainerCallback],
+) -> None:
+    options = inspect.signature(callback_class.__init__).parameters["options"]
+    assert options.annotation == "Unpack[HookOptions]"  # editors offer every keyword
+    with pytest.raises(
+        ConfigError, match=r"unknown gpulens option 'bach_size' \(did you mean 'batch_size'"
+    ):
+        callback_class(bach_size=3)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="batch_size must be a whole number"):
+        callback_class("named", batch_size=0)
+    callback = callback_class("named", batch_size=2, tokens_per_step=5, profile=False)
+    assert (callback.batch_size, callback.tokens_per_step, callback.session) == (2, 5, None)

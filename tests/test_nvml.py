@@ -13,7 +13,7 @@ import pytest
 from monitor.collector.nvml import NvmlSource
 from monitor.collector.procinfo import ProcReader
 from monitor.core.errors import DriverUnavailable
-from monitor.core.metrics import METRIC_NAMES
+from monitor.core.metrics import SOURCE_METRIC_NAMES
 from monitor.core.source import Poll, ProcessReading, SystemFacts
 from tests.fake_nvml import FakeDevice, FakeNvml
 
@@ -198,7 +198,26 @@ def test_units_are_converted_to_the_names_units() -> None:
 
 def test_every_nvml_metric_is_reported_by_name() -> None:
     _, source = opened(FakeDevice(UUID0))
-    assert set(metrics(source.poll())) == set(METRIC_NAMES) - {"energy_used_joules"}
+    assert set(metrics(source.poll())) == set(SOURCE_METRIC_NAMES)
+
+
+def test_every_catalogue_metric_has_an_nvml_reader() -> None:
+    # A device that supports everything: a metric of the catalogue that no reader fills would
+    # stay None here (GPM needs a baseline sample, hence the second poll).
+    device = FakeDevice(UUID0)
+    device.gpm_values = dict.fromkeys(
+        (
+            pynvml.NVML_GPM_METRIC_SM_UTIL,
+            pynvml.NVML_GPM_METRIC_SM_OCCUPANCY,
+            pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL,
+            pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL,
+        ),
+        1.0,
+    )
+    _, source = opened(device)
+    source.poll()
+    values = metrics(source.poll())
+    assert [name for name in SOURCE_METRIC_NAMES if values[name] is None] == []
 
 
 def test_retired_pages_and_remapped_rows() -> None:

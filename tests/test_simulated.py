@@ -17,9 +17,10 @@ from monitor.collector.simulated import (
     CLOCK_EVENT_HW_THERMAL_SLOWDOWN,
     CLOCK_EVENT_SW_POWER_CAP,
     CLOCK_EVENT_SW_THERMAL_SLOWDOWN,
+    NOT_SIMULATED,
     SimulatedSource,
 )
-from monitor.core.metrics import METRIC_NAMES, METRICS_BY_NAME
+from monitor.core.metrics import METRICS_BY_NAME, SOURCE_METRIC_NAMES
 from monitor.core.source import GpuReading, GpuSource, Poll
 
 UUID_SHAPE = re.compile(r"^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -124,9 +125,10 @@ def test_module_imports_neither_pynvml_nor_io() -> None:
 
 
 def test_metrics_are_known_names_of_the_right_type(hour: list[Poll]) -> None:
+    assert set(NOT_SIMULATED) <= set(SOURCE_METRIC_NAMES)
     for poll in hour:
         for reading in poll.readings:
-            assert set(reading.metrics) <= set(METRIC_NAMES)
+            assert set(reading.metrics) == set(SOURCE_METRIC_NAMES) - set(NOT_SIMULATED)
             for name, value in reading.metrics.items():
                 expected = int if METRICS_BY_NAME[name].is_integer else float
                 assert type(value) is expected, (name, value)

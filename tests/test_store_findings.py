@@ -90,7 +90,7 @@ def test_upgrading_from_0002_keeps_the_steps_and_adds_pre_forward_us(
                 ],
             )
         migrate.upgrade(engine)
-        assert migrate.current_revision(engine) == migrate.head_revision() == "0003"
+        assert migrate.current_revision(engine) == migrate.head_revision() == "0004"
         store = Store(engine)
         steps = store.steps("r1")
         assert [(s.step, s.duration_us, s.samples) for s in steps] == [

@@ -13,17 +13,22 @@ from dashboard.context import PageContext
 from dashboard.findings_view import finding_card
 from dashboard.format import energy_text
 from monitor.core.run_views import StoredFinding
+from monitor.services.runs import STALE_RUNS_CHECKED, refresh_stale_findings
 
 COLUMNS = ("severity", "finding", "where", "wasted GPU-hours", "expected gain",
            "energy / 1,000 steps")  # fmt: skip
 
 
 def layout(ctx: PageContext, params: Mapping[str, str]) -> html.Div:
+    # Runs whose evidence changed since their findings were computed (a run that ended, a
+    # window analysis that landed after it) are advised again first, so the list is current.
+    refresh_stale_findings(ctx.store, limit=STALE_RUNS_CHECKED)
     stored = ctx.store.findings(limit=500)
     if not stored:
         body: Any = html.P(
-            "No open findings. Findings are stored when a run ends (with the hooks), with "
-            "`gpulens advise --run RUN`, and for idle GPUs with `gpulens advise --fleet`.",
+            "No open findings. A run's findings are computed when it is shown (here for the "
+            f"{STALE_RUNS_CHECKED} newest runs) or with `gpulens advise --run RUN`; idle GPUs "
+            "with `gpulens advise --fleet`.",
             className="gl-empty",
         )
     else:

@@ -3,8 +3,9 @@
 Run A is the run before the change, B the run after it. The page shows what
 ``gpulens compare A B`` prints: the speed-up of the median step with its bootstrap interval
 and verdict, both runs' steady step times, the breakdown and kernel deltas per profiled step,
-and each finding of A checked against B. Findings are the runs' stored ones, else the
-advisor's now (not saved). Data shaping is pure and lives in small helpers here.
+and each finding of A checked against B. The comparison and the runs' current findings (stored,
+computed again first when stale) come from :func:`monitor.services.runs.compare`, as for the
+CLI. Data shaping is pure and lives in small helpers here.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from dash import Input, Output, dcc, html
 from dashboard import ids
 from dashboard.context import PageContext
 from dashboard.figures import breakdown_delta_figure, distribution_figure
-from dashboard.findings_view import TIMES, findings_list, run_findings
+from dashboard.findings_view import TIMES, findings_list
 from dashboard.format import duration_us_text, percent_text
 from dashboard.pages.run_tables import numeric_column, table
-from monitor.core.advisor.compare import compare_runs
 from monitor.core.advisor.compare_report import (
     Comparison,
     FindingCheck,
@@ -34,7 +34,7 @@ from monitor.core.advisor.evidence import RunEvidence
 from monitor.core.advisor.steps import split_warmup
 from monitor.core.advisor.thresholds import Thresholds
 from monitor.core.run_records import RunInfo
-from monitor.services.gather import gather_run
+from monitor.services.runs import compare
 from monitor.store import Store
 
 RECENT_RUNS = 200
@@ -128,11 +128,9 @@ def comparison_view(store: Store, a: str | None, b: str | None) -> Any:
     assert run_a is not None and run_b is not None
     if run_a.run_id == run_b.run_id:
         return _note("A and B are the same run: choose two different runs to compare.")
-    evidence_a, evidence_b = gather_run(store, run_a.run_id), gather_run(store, run_b.run_id)
-    findings_a, _ = run_findings(store, run_a.run_id, evidence=evidence_a)
-    findings_b, _ = run_findings(store, run_b.run_id, evidence=evidence_b)
-    comparison = compare_runs(evidence_a, evidence_b, findings_a, findings_b)
-    samples = step_sample(evidence_a, comparison.a), step_sample(evidence_b, comparison.b)
+    result = compare(store, run_a.run_id, run_b.run_id)  # as `gpulens compare A B` does
+    comparison = result.comparison
+    samples = step_sample(result.a, comparison.a), step_sample(result.b, comparison.b)
     return comparison_result(comparison, *samples)
 
 

@@ -259,7 +259,7 @@ def _memory(steps: Sequence[StepRecord]) -> Any:
 
 def findings_view(data: RunData) -> html.Div:
     note = (
-        "stored with the run"
+        "stored with the run (computed again whenever new evidence of the run lands)"
         if data.findings_stored
         else f"computed now and not saved: `gpulens advise --run {data.run.run_id}` stores them"
     )

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from examples.bottlenecks.suite import Case
-from monitor.core.advisor.engine import AdvisorSettings, advise
+from monitor.core.advisor.engine import AdvisorSettings
 from monitor.core.advisor.model import Finding
 from monitor.core.advisor.steps import median, split_warmup
 from monitor.core.run_records import StepRecord
-from monitor.services.gather import gather_run
+from monitor.services.runs import advise_run
 from monitor.store import Store
 
 
@@ -72,8 +72,8 @@ def _advise(
     if not candidates:
         raise LookupError(f"no run named {name!r}: run the case first")
     rank0 = min(candidates, key=lambda run: (run.rank, -run.started_at.timestamp()))
-    evidence = gather_run(store, rank0.run_id)
-    return advise(evidence, settings), list(evidence.steps)
+    advice = advise_run(store, rank0.run_id, settings, save=False)
+    return list(advice.findings), list(advice.evidence.steps)
 
 
 def _per_sample_median(steps: list[StepRecord]) -> float:

@@ -74,13 +74,17 @@ def run(
     *,
     clock: Clock | None = None,
     stop: threading.Event | None = None,
+    wait: Callable[[float], bool] | None = None,
 ) -> int:
     """Run until ``options.duration_seconds`` pass, SIGTERM/SIGINT, or ``stop`` is set.
 
+    ``wait(seconds)`` is the main loop's pause between clock checks; it returns ``True`` to
+    stop. The default waits on ``stop``; tests pass one that steps the loop themselves.
     Returns the process exit code (0 for a clean stop).
     """
     clock = clock or SystemClock()
     stop = stop or threading.Event()
+    wait = wait or (lambda seconds: stop.wait(timeout=seconds))
     scheduler = BackgroundScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         timezone="UTC",
@@ -101,7 +105,7 @@ def run(
     collector.apply_retention()
     scheduler.start()
     try:
-        while not stop.wait(timeout=min(1.0, collector.settings.interval_seconds)):
+        while not wait(min(1.0, collector.settings.interval_seconds)):
             if watch.check() is not None:
                 reschedule_all(scheduler, collector)
             elapsed = clock.monotonic() - started

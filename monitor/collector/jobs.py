@@ -2,7 +2,10 @@
 
 The daemon (:mod:`monitor.collector.daemon`) calls these on a schedule; tests call them directly.
 A poll runs in its own daemon thread with a deadline: a hung NVML call marks the collection
-"stale since" the poll began and never blocks the other jobs or the shutdown.
+"stale since" the poll began and never blocks the other jobs or the shutdown. Records go to the
+store through the delivery pipeline (:mod:`monitor.pipeline`): kept in memory, spooled at the
+first failed flush, replayed exactly once; the final flush has a deadline, whatever the
+database does, and what it could not write is spooled.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from monitor.collector.exporter import ExporterSnapshot
 from monitor.collector.sampler import Sampler, new_event
 from monitor.core.errors import StoreError, StoreUnavailable
 from monitor.core.gpu_records import CollectorStatus, Event, GpuInfo, GpuSample, Record
-from monitor.pipeline.buffer import Buffer
+from monitor.pipeline import Flush, Pipeline
 from monitor.store import Store
 from monitor.store.maintenance import floor_time
 
@@ -67,7 +70,7 @@ class Collector:
     def __init__(
         self,
         sampler: Sampler,
-        buffer: Buffer,
+        pipeline: Pipeline[Record],
         open_store: StoreOpener,
         *,
         settings: JobSettings | None = None,
@@ -75,7 +78,7 @@ class Collector:
         version: str | None = None,
     ) -> None:
         self.sampler = sampler
-        self.buffer = buffer
+        self.pipeline = pipeline
         self.settings = settings or JobSettings()
         self.clock = clock or SystemClock()
         self.version = version
@@ -85,6 +88,8 @@ class Collector:
         self._poll: _Poll | None = None
         self.stale_since: datetime | None = None
         self.started_at = self.clock.wall()
+        # Every heartbeat states this: a flush job that outlives stop() then says "stopped" too.
+        self._state = "running"
         self._gpus: dict[str, GpuInfo] = {}
         self._latest: dict[str, GpuSample] = {}
         self._xid_last: dict[str, int] = {}
@@ -121,12 +126,18 @@ class Collector:
             self._mark_stale(self._poll.started)
 
     def flush(self) -> None:
-        """Write what is buffered; on a database outage keep it (and spool past the cap)."""
+        """Write what is buffered (the spool first); on a database outage keep it, spooled."""
         self._harvest_finished()
+        self._flushed(self.pipeline.flush(self._write))
+
+    def _flushed(self, result: Flush) -> None:
+        if result.waiting:  # backing off after a failure
+            return
+        if result.error is not None:
+            self._store_failed(result.error)
+            return
         try:
-            store = self._connected_store()
-            self.buffer.flush(lambda records: self._write(store, records))
-            store.heartbeat(self.status("running"))
+            self._connected_store().heartbeat(self.status(self._state))
         except StoreError as exc:
             self._store_failed(exc)
             return
@@ -164,24 +175,34 @@ class Collector:
             log.info("retention removed %s", deleted)
 
     def stop(self, reason: str, flush_deadline_seconds: float = 10.0) -> None:
-        """Final records, a last flush within the deadline, then spool what is left."""
+        """Final records, a last flush within the deadline (a hung database cannot hold it
+        longer), then spool what is left."""
         self._harvest_finished()
-        self.buffer.add(self.sampler.stop(reason))
-        flusher = threading.Thread(target=self.flush, daemon=True, name="gpulens-final-flush")
+        self._state = "stopped"
+        self.pipeline.add(self.sampler.stop(reason))
+        deadline = self.pipeline.clock() + flush_deadline_seconds
+        flusher = threading.Thread(
+            target=self._final_flush, args=(deadline,), daemon=True, name="gpulens-final-flush"
+        )
         flusher.start()
         flusher.join(flush_deadline_seconds)
-        if flusher.is_alive() or self.buffer.counters().pending:
-            self.buffer.spill_all(lock_timeout=0.5)
-            log.warning("unflushed records kept in the spool %s", self.buffer.spool.path)
+        self.pipeline.close()  # memory and a write still in flight go to the spool
+        if self.pipeline.counters().pending:
+            log.warning("unflushed records kept in the spool %s", self.pipeline.spool.path)
         if not flusher.is_alive() and self._store is not None:
             with contextlib.suppress(StoreError):
-                self._store.heartbeat(self.status("stopped"))
+                self._store.heartbeat(self.status(self._state))
             self._store.close()
+
+    def _final_flush(self, deadline: float) -> None:
+        result = self.pipeline.flush(self._write, force=True, deadline=deadline, claim=False)
+        if result.error is not None:
+            self._store_failed(result.error)
 
     # -- state for status and the exporter -------------------------------------------------
 
     def status(self, state: str) -> CollectorStatus:
-        counters = self.buffer.counters()
+        counters = self.pipeline.counters()
         return CollectorStatus(
             self.host,
             os.getpid(),
@@ -201,7 +222,7 @@ class Collector:
         )
 
     def snapshot(self) -> ExporterSnapshot:
-        counters = self.buffer.counters()
+        counters = self.pipeline.counters()
         with self._lock:
             gpus = tuple((info, self._latest.get(uuid)) for uuid, info in self._gpus.items())
             xid_last, xid_total = dict(self._xid_last), dict(self._xid_total)
@@ -258,7 +279,7 @@ class Collector:
                 elif isinstance(record, Event) and record.kind == "xid" and record.uuid:
                     self._xid_last[record.uuid] = int(record.value or 0)
                     self._xid_total[record.uuid] = self._xid_total.get(record.uuid, 0) + 1
-        self.buffer.add(records)
+        self.pipeline.add(records)
 
     def _mark_stale(self, since: datetime) -> None:
         if self.stale_since is None:
@@ -269,7 +290,7 @@ class Collector:
                 since.isoformat(),
                 self.settings.poll_deadline_seconds,
             )
-            self.buffer.add(
+            self.pipeline.add(
                 [
                     new_event(
                         self.clock.wall(),
@@ -280,8 +301,9 @@ class Collector:
                 ]
             )
 
-    def _write(self, store: Store, records: Sequence[Record]) -> None:
-        store.write(records)
+    def _write(self, records: Sequence[Record]) -> None:
+        """The pipeline's write: one batch into the store (opened on first use)."""
+        self._connected_store().write(records)
         sample_times = [r.ts for r in records if isinstance(r, GpuSample)]
         if sample_times:
             earliest = min(sample_times)
@@ -294,9 +316,9 @@ class Collector:
             self._store = self._open_store()
         return self._store
 
-    def _store_failed(self, exc: StoreError) -> None:
+    def _store_failed(self, exc: Exception) -> None:
         if not self._store_down_logged:
-            pending = self.buffer.counters().pending
+            pending = self.pipeline.counters().pending
             log.error("%s — buffering (%d records pending), retrying", exc, pending)
             self._store_down_logged = True
         if isinstance(exc, StoreUnavailable):

@@ -30,11 +30,10 @@ from monitor.collector.nvml_metrics import MetricReader, TrackedDevice
 from monitor.collector.nvml_processes import ProcessLister
 from monitor.collector.procinfo import ProcReader
 from monitor.core.errors import DriverUnavailable
-from monitor.core.metrics import METRIC_NAMES
+from monitor.core.metrics import SOURCE_METRIC_NAMES, Number
 from monitor.core.source import (
     DeviceFacts,
     GpuReading,
-    Number,
     Poll,
     SystemFacts,
     XidReading,
@@ -44,8 +43,6 @@ __all__ = ["NvmlSource"]
 
 log = logging.getLogger(__name__)
 
-# The sampler derives energy_used_joules from energy_joules; every other metric is NVML's.
-_NVML_METRICS = tuple(name for name in METRIC_NAMES if name != "energy_used_joules")
 _SIMULATE_HINT = "or run with --simulate N for simulated GPUs"
 # A storm of XIDs must not keep one poll busy; the rest are read next poll.
 _MAX_EVENTS_PER_POLL = 256
@@ -289,7 +286,7 @@ class NvmlSource:
                 )
 
     def _read(self, device: TrackedDevice) -> GpuReading:
-        metrics: dict[str, Number] = dict.fromkeys(_NVML_METRICS)
+        metrics: dict[str, Number] = dict.fromkeys(SOURCE_METRIC_NAMES)
         metrics.update(self._metrics.read(device))
         return GpuReading(uuid=device.uuid, metrics=metrics, processes=self._processes.read(device))
 

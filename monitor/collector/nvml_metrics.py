@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.collector.nvml_guard import CallGuard
-from monitor.core.source import DeviceFacts, Number
+from monitor.core.metrics import Number
+from monitor.core.source import DeviceFacts
 
 __all__ = ["MetricReader", "TrackedDevice", "sample_value"]
 
@@ -142,9 +143,9 @@ def _scaled(value: Any, scale: float) -> Number:
 
 
 class MetricReader:
-    """Reads every NVML metric of :data:`monitor.core.metrics.METRICS` for a device.
+    """Reads every metric of :data:`monitor.core.metrics.SOURCE_METRIC_NAMES` for a device.
 
-    ``energy_used_joules`` is not read here: the sampler derives it from ``energy_joules``.
+    The catalogue's derived metrics (``energy_used_joules``) are the sampler's, not read here.
     """
 
     def __init__(self, lib: Any, guard: CallGuard) -> None:

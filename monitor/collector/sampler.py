@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor.clock import Clock, ClockWatch, SystemClock
-from monitor.core.gpu_records import Event, GpuInfo, GpuSample, HostInfo, ProcessSample, Record
+from monitor.core.gpu_records import (
+    Event,
+    GpuInfo,
+    GpuSample,
+    HostInfo,
+    Record,
+    gpu_info,
+    process_sample,
+)
 from monitor.core.source import DeviceFacts, GpuReading, GpuSource, Poll, SystemFacts
 from monitor.core.throttle import SLOWDOWN_MASK, decode_clock_event_reasons
 
@@ -72,13 +80,13 @@ class Sampler:
         now = self.clock.wall()
         records: list[Record] = [
             HostInfo(
-                self.host,
-                now,
-                self.source.is_simulated,
-                facts.driver_version,
-                facts.nvml_version,
-                facts.cuda_driver_version,
-                self.collector_version,
+                host=self.host,
+                ts=now,
+                is_simulated=self.source.is_simulated,
+                driver_version=facts.driver_version,
+                nvml_version=facts.nvml_version,
+                cuda_driver_version=facts.cuda_driver_version,
+                collector_version=self.collector_version,
             )
         ]
         records += [self._gpu_info(device, now) for device in facts.devices]
@@ -89,22 +97,13 @@ class Sampler:
 
     def _gpu_info(self, device: DeviceFacts, now: datetime) -> GpuInfo:
         facts = self.facts
-        return GpuInfo(
-            device.uuid,
-            self.host,
-            now,
-            device.index,
-            device.name,
-            self.source.is_simulated,
-            device.pci_bus_id,
-            device.serial,
-            device.memory_total_bytes,
-            device.power_limit_watts,
-            device.compute_capability,
-            facts.driver_version if facts else None,
-            facts.cuda_driver_version if facts else None,
-            device.mig_mode,
-            device.parent_uuid,
+        return gpu_info(
+            device,
+            host=self.host,
+            ts=now,
+            is_simulated=self.source.is_simulated,
+            driver_version=facts.driver_version if facts else None,
+            cuda_driver_version=facts.cuda_driver_version if facts else None,
         )
 
     def tick(self) -> list[Record]:
@@ -171,21 +170,7 @@ class Sampler:
         records += self._throttle_events(state, sample)
         records += self._ecc_events(state, sample)
         records += [
-            ProcessSample(
-                reading.uuid,
-                self.host,
-                now,
-                p.pid,
-                p.name,
-                p.used_memory_bytes,
-                p.sm_percent,
-                p.memory_percent,
-                p.process_type,
-                p.container_id,
-                p.cgroup,
-                p.slurm_job_id,
-            )
-            for p in reading.processes
+            process_sample(p, uuid=reading.uuid, host=self.host, ts=now) for p in reading.processes
         ]
         return records
 

@@ -12,11 +12,11 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Literal, TypeAlias
 
-from monitor.core.metrics import METRIC_NAMES
-
-Number: TypeAlias = "float | int | None"
+from monitor.core.metrics import GpuSample, Number
+from monitor.core.source import DeviceFacts, ProcessReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,64 +54,6 @@ class GpuInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class GpuSample:
-    """One tick of one GPU (row of ``gpu_samples``); metric fields follow :data:`METRICS`."""
-
-    uuid: str
-    host: str
-    ts: datetime
-    utilization_gpu_percent: float | None = None
-    utilization_gpu_max_percent: float | None = None
-    utilization_memory_percent: float | None = None
-    utilization_memory_max_percent: float | None = None
-    memory_used_bytes: int | None = None
-    memory_free_bytes: int | None = None
-    memory_reserved_bytes: int | None = None
-    memory_total_bytes: int | None = None
-    power_watts: float | None = None
-    power_max_watts: float | None = None
-    power_instant_watts: float | None = None
-    power_limit_watts: float | None = None
-    energy_joules: float | None = None
-    energy_used_joules: float | None = None
-    temperature_celsius: float | None = None
-    temperature_memory_celsius: float | None = None
-    sm_clock_mhz: float | None = None
-    memory_clock_mhz: float | None = None
-    graphics_clock_mhz: float | None = None
-    fan_speed_percent: float | None = None
-    performance_state: int | None = None
-    pcie_tx_bytes_per_second: float | None = None
-    pcie_rx_bytes_per_second: float | None = None
-    clock_event_reasons: int | None = None
-    ecc_corrected_volatile_count: int | None = None
-    ecc_uncorrected_volatile_count: int | None = None
-    retired_pages_count: int | None = None
-    retired_pages_pending_count: int | None = None
-    remapped_rows_correctable_count: int | None = None
-    remapped_rows_uncorrectable_count: int | None = None
-    remapped_rows_pending_count: int | None = None
-    gpm_sm_active_percent: float | None = None
-    gpm_sm_occupancy_percent: float | None = None
-    gpm_tensor_active_percent: float | None = None
-    gpm_dram_bandwidth_percent: float | None = None
-
-    @classmethod
-    def from_metrics(
-        cls, uuid: str, host: str, ts: datetime, metrics: Mapping[str, Number]
-    ) -> GpuSample:
-        """Build a sample from a metric mapping; unknown keys are an error, missing are None."""
-        unknown = set(metrics) - set(METRIC_NAMES)
-        if unknown:
-            raise ValueError(f"unknown metric names: {sorted(unknown)}")
-        return cls(uuid, host, ts, **metrics)  # type: ignore[arg-type]
-
-    def metrics(self) -> dict[str, Number]:
-        """The metric values by name (``None`` where the device does not report one)."""
-        return {name: getattr(self, name) for name in METRIC_NAMES}
-
-
-@dataclass(frozen=True, slots=True)
 class ProcessSample:
     """A process using a GPU at one tick (row of ``process_samples``)."""
 
@@ -127,6 +69,70 @@ class ProcessSample:
     container_id: str | None = None
     cgroup: str | None = None
     slurm_job_id: str | None = None
+
+
+# -- built by name from what a source tells ----------------------------------------------
+# A source tells a device's facts and the processes on it (monitor.core.source); the sampler
+# adds where and when. The other fields are the same, in the same order and of the same types:
+# checked at import, so a field added on one side only fails at once, not in a store write.
+
+_GPU_INFO_STAMP: tuple[str, ...] = (
+    "host",
+    "ts",
+    "is_simulated",
+    "driver_version",
+    "cuda_driver_version",
+)
+_PROCESS_STAMP: tuple[str, ...] = ("uuid", "host", "ts")
+
+
+def _told_fields(told: type, record: type, stamp: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields ``record`` takes from ``told`` (all of its fields but ``stamp``)."""
+    source_side = [(f.name, f.type) for f in dataclasses.fields(told)]
+    record_side = [(f.name, f.type) for f in dataclasses.fields(record) if f.name not in stamp]
+    if source_side != record_side:
+        raise TypeError(
+            f"{told.__name__} must have the fields of {record.__name__} but {stamp}, "
+            f"in order: {source_side} != {record_side}"
+        )
+    return tuple(name for name, _ in source_side)
+
+
+_DEVICE_FIELDS = _told_fields(DeviceFacts, GpuInfo, _GPU_INFO_STAMP)
+_PROCESS_FIELDS = _told_fields(ProcessReading, ProcessSample, _PROCESS_STAMP)
+if tuple(f.name for f in dataclasses.fields(ProcessSample))[: len(_PROCESS_STAMP)] != (
+    _PROCESS_STAMP
+):
+    raise TypeError(f"ProcessSample must start with {_PROCESS_STAMP}")
+# The told values in ProcessSample's order (checked above): one call per process per tick.
+_PROCESS_VALUES = attrgetter(*_PROCESS_FIELDS)
+
+
+def gpu_info(
+    device: DeviceFacts,
+    *,
+    host: str,
+    ts: datetime,
+    is_simulated: bool,
+    driver_version: str | None,
+    cuda_driver_version: str | None,
+) -> GpuInfo:
+    """The ``gpus`` row of a device a source found, with the host's driver versions."""
+    told = {name: getattr(device, name) for name in _DEVICE_FIELDS}
+    return GpuInfo(
+        host=host,
+        ts=ts,
+        is_simulated=is_simulated,
+        driver_version=driver_version,
+        cuda_driver_version=cuda_driver_version,
+        **told,
+    )
+
+
+def process_sample(process: ProcessReading, *, uuid: str, host: str, ts: datetime) -> ProcessSample:
+    """The ``process_samples`` row of a process a source saw on GPU ``uuid``."""
+    # By position, as the checks above allow: keywords cost a tenth of a sampler tick.
+    return ProcessSample(uuid, host, ts, *_PROCESS_VALUES(process))
 
 
 EventKind = Literal[
@@ -229,8 +235,11 @@ __all__ = [
     "GpuSample",
     "HostInfo",
     "LatestGpu",
+    "Number",
     "ProcessSample",
     "Record",
+    "gpu_info",
+    "process_sample",
     "record_from_dict",
     "record_to_dict",
 ]

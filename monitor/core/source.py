@@ -4,6 +4,12 @@ Pure data and a :class:`typing.Protocol`. The NVML source (:mod:`monitor.collect
 simulated source (:mod:`monitor.collector.simulated`) both implement :class:`GpuSource`; the sampler
 (:mod:`monitor.collector.sampler`) turns their polls into records. Above a source, a metric the
 device does not support is ``None`` data, never an exception.
+
+These are not a second record family: a reading's ``metrics`` are keyed by the catalogue's
+names (:data:`monitor.core.metrics.SOURCE_METRIC_NAMES`), and :class:`DeviceFacts` and
+:class:`ProcessReading` are the fields of :class:`~monitor.core.gpu_records.GpuInfo` and
+:class:`~monitor.core.gpu_records.ProcessSample` without the host and time the sampler adds
+(checked when :mod:`monitor.core.gpu_records` is imported; the records are built by name).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-Number = float | int | None
+from monitor.core.metrics import Number
 
 
 @dataclass(frozen=True, slots=True)

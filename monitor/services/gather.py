@@ -1,7 +1,8 @@
 """Gather a run's evidence for the advisor: from the store, or from a trace file alone.
 
 The adapter side of the advisor: it reads the store's query functions (never SQL) and the trace
-analyzer, and hands :func:`monitor.core.advisor.engine.advise` plain data.
+analyzer, and hands :func:`monitor.core.advisor.engine.advise` plain data. The use cases that
+advise (:mod:`monitor.services.runs`, :mod:`monitor.services.trace_advice`) call it.
 
 The ranks of one distributed job are separate runs in the store (one per process); the
 *peers* of a run are the runs with the same name and world size that started within
@@ -13,12 +14,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from monitor.core.advisor.engine import AdvisorSettings, advise
 from monitor.core.advisor.evidence import PeerRank, RunEvidence
 from monitor.core.advisor.measures import measure, step_rows
-from monitor.core.advisor.model import Finding
 from monitor.core.advisor.thresholds import Thresholds
 from monitor.core.analysis.model import (
     RankAnalysis,
@@ -34,14 +33,21 @@ PEER_START_WINDOW = timedelta(minutes=10)
 TELEMETRY_SLACK = timedelta(seconds=5)
 
 
+def find_run(store: Store, ref: str) -> RunInfo:
+    """Run ``ref`` (an id, or the newest run of that name); :class:`ConfigError` naming it when
+    the store has none."""
+    run = store.run(ref)
+    if run is None:
+        raise ConfigError(f"no run {ref!r} in {store.url}; `gpulens runs` lists the runs")
+    return run
+
+
 def gather_run(store: Store, ref: str, *, thresholds: Thresholds | None = None) -> RunEvidence:
     """Everything the store knows about run ``ref`` (an id, or the newest run of that name).
 
     Raises :class:`ConfigError` naming the run when there is none.
     """
-    run = store.run(ref)
-    if run is None:
-        raise ConfigError(f"no run {ref!r} in {store.url}; `gpulens runs` lists the runs")
+    run = find_run(store, ref)
     own = RunEvidence(
         run=run,
         steps=tuple(store.steps(run.run_id)),
@@ -59,18 +65,6 @@ def gather_run(store: Store, ref: str, *, thresholds: Thresholds | None = None) 
         processes=tuple(p for uuid in uuids for p in store.process_spans(uuid, start, end)),
         peers=_peers(store, own, thresholds or Thresholds()),
     )
-
-
-def refresh_findings(
-    store: Store, ref: str, settings: AdvisorSettings | None = None
-) -> list[Finding]:
-    """Advise run ``ref`` and replace its stored findings; returns them."""
-    settings = settings or AdvisorSettings()
-    evidence = gather_run(store, ref, thresholds=settings.thresholds)
-    findings = advise(evidence, settings)
-    if evidence.run is not None:
-        store.save_findings(evidence.run.run_id, findings, at=datetime.now(timezone.utc))
-    return findings
 
 
 def evidence_from_trace(analysis: TraceAnalysis) -> list[RunEvidence]:
@@ -194,4 +188,4 @@ def _peer_from_trace(item: RankAnalysis) -> PeerRank:
     )
 
 
-__all__ = ["PEER_START_WINDOW", "evidence_from_trace", "gather_run", "refresh_findings"]
+__all__ = ["PEER_START_WINDOW", "evidence_from_trace", "find_run", "gather_run"]

@@ -46,6 +46,34 @@ def describe_url(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
+def checked_url(url: str, *, source: str) -> str:
+    """``url`` if SQLAlchemy can parse it; else :class:`ConfigError` naming ``source``."""
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"{source}: not a database URL: {url!r} (examples: sqlite:///path/gpulens.db, "
+            "postgresql+psycopg://user@host/db)"
+        ) from None
+    return url
+
+
+def is_shared(url: str) -> bool:
+    """Whether another process can open the same store (not an in-memory SQLite one)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() != "sqlite" or parsed.database not in (None, "", ":memory:")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (``None`` for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(str(parsed.database)).expanduser()
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine with gpulens's settings for the URL's dialect.
 

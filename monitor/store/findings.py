@@ -5,6 +5,11 @@ run, or the fleet findings (``run_id`` NULL) of one host or of all hosts. A find
 SHA-1 of what identifies it (run, rank, rule, GPU, and its position among findings alike in
 those), so saving the same findings again keeps their ids and their ``created_at``.
 
+A run's stored findings are *stale* when they were never computed, or when evidence arrived
+after they were: the run ended, a window's analysis landed, or a step started after
+``runs.findings_computed_at``. Ending a run and saving a window's analysis also clear that
+column, so staleness does not hang on two hosts' clocks agreeing.
+
 Every function takes a connection; the caller (:class:`monitor.store.Store`) owns the
 transaction and turns connection failures into ``StoreUnavailable``.
 """
@@ -15,20 +20,37 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, insert, select
+from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.core.advisor.model import SEVERITIES, Finding, finding_from_json, finding_to_json
 from monitor.core.run_views import StoredFinding
 from monitor.store.runs import check_lengths
-from monitor.store.schema import findings, runs
+from monitor.store.schema import findings, profiler_windows, run_steps, runs
 from monitor.store.windows import _finite
 from monitor.store.writer import Row
 
 OPEN = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsState:
+    """Whether a run's stored findings are current."""
+
+    run_id: str
+    computed_at: datetime | None  # None: never computed, or evidence arrived since
+    evidence_at: datetime | None  # the newest of its end, window analyses and step starts
+
+    @property
+    def is_stale(self) -> bool:
+        """Never computed, or computed before the newest evidence."""
+        if self.computed_at is None:
+            return True
+        return self.evidence_at is not None and self.computed_at < self.evidence_at
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -56,6 +78,20 @@ def save_findings(
         row["created_at"] = created.get(row["finding_id"], at)
     if rows:
         conn.execute(insert(findings), rows)
+    if run_id is not None:
+        conn.execute(update(runs).where(runs.c.run_id == run_id).values(findings_computed_at=at))
+
+
+def forget_window_findings(conn: Connection, window_id: str) -> None:
+    """Mark the findings of the run of window ``window_id`` stale (its analysis landed)."""
+    run_of_window = (
+        select(profiler_windows.c.run_id)
+        .where(profiler_windows.c.window_id == window_id)
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(runs).where(runs.c.run_id == run_of_window).values(findings_computed_at=None)
+    )
 
 
 def _scope(run_id: str | None, host: str | None) -> ColumnElement[bool]:
@@ -129,6 +165,47 @@ def finding_id(
 
 
 # -- reading ---------------------------------------------------------------------------------
+
+
+def findings_states(conn: Connection, run_ids: Sequence[str]) -> dict[str, FindingsState]:
+    """The findings state of each of ``run_ids`` that exists."""
+    if not run_ids:
+        return {}
+    r, w, s = runs.c, profiler_windows.c, run_steps.c
+    newest_analysis = select(func.max(w.analyzed_at)).where(w.run_id == r.run_id)
+    newest_step = select(func.max(s.started_at)).where(s.run_id == r.run_id)
+    query = select(
+        r.run_id,
+        r.findings_computed_at,
+        r.ended_at,
+        newest_analysis.scalar_subquery().label("analyzed_at"),
+        newest_step.scalar_subquery().label("step_at"),
+    ).where(r.run_id.in_(list(run_ids)))
+    states = {}
+    for row in conn.execute(query):
+        times = (row.ended_at, row.analyzed_at, row.step_at)  # typed: aware datetimes
+        known = [value for value in times if value is not None]
+        states[row.run_id] = FindingsState(
+            row.run_id, row.findings_computed_at, max(known) if known else None
+        )
+    return states
+
+
+def stale_run_ids(conn: Connection, *, limit: int) -> list[str]:
+    """Of the ``limit`` newest ended runs, those whose findings are stale, newest first.
+
+    Runs still recording are left out: every new step makes them stale again, so a page that
+    lists findings across runs would advise them on every view (their own page does)."""
+    r = runs.c
+    newest = conn.execute(
+        select(r.run_id)
+        .where(r.ended_at.is_not(None))
+        .order_by(r.started_at.desc(), r.run_id.desc())
+        .limit(limit)
+    ).scalars()
+    ids = list(newest)
+    states = findings_states(conn, ids)
+    return [run_id for run_id in ids if run_id in states and states[run_id].is_stale]
 
 
 def _severity_rank() -> ColumnElement[int]:

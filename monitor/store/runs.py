@@ -58,9 +58,9 @@ def start_run(conn: Connection, info: RunInfo) -> None:
 
 
 def end_run(conn: Connection, run_id: str, ended_at: datetime, status: RunStatus) -> None:
-    result = conn.execute(
-        update(runs).where(runs.c.run_id == run_id).values(ended_at=ended_at, status=status)
-    )
+    # The end is evidence (the last steps, the status): the run's findings are stale.
+    values = {"ended_at": ended_at, "status": status, "findings_computed_at": None}
+    result = conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
     if result.rowcount == 0:
         raise ValueError(f"unknown run {run_id!r}: start_run must come first")
 

@@ -246,6 +246,9 @@ runs = Table(
     Column("config", JSON_DOCUMENT, nullable=False),
     Column("versions", JSON_DOCUMENT, nullable=False),
     Column("source", String(16), nullable=False),
+    # When the stored findings were computed (since revision 0004); NULL: never, or evidence
+    # arrived since (monitor.store.findings says when findings are stale).
+    Column("findings_computed_at", UtcDateTime),
     Index(None, "name"),
     Index(None, "host"),
     Index(None, "started_at"),

@@ -33,6 +33,7 @@ from monitor.store import maintenance, migrate, queries
 from monitor.store import runs as run_sql
 from monitor.store import windows as window_sql
 from monitor.store.engine import create_store_engine, describe_url, translate_errors
+from monitor.store.findings import FindingsState
 from monitor.store.schema import collectors
 from monitor.store.writer import upsert, write_records
 
@@ -194,6 +195,7 @@ class Store:
         when = analyzed_at or datetime.now(timezone.utc)
         with translate_errors(self.engine), self.engine.begin() as conn:
             window_sql.save_window_analysis(conn, window_id, analysis, when)
+            finding_sql.forget_window_findings(conn, window_id)
 
     def fail_window(self, window_id: str, error: str) -> None:
         with translate_errors(self.engine), self.engine.begin() as conn:
@@ -265,7 +267,8 @@ class Store:
         finding of ``host``, or of all hosts when ``host`` is ``None``) with ``findings``.
 
         Saved findings are ``open`` and updated ``at``; one saved again (same run, rank, rule,
-        GPU and place among its likes) keeps its id and ``created_at``. NaN and infinities in
+        GPU and place among its likes) keeps its id and ``created_at``. A run's findings count
+        as computed ``at`` (:meth:`findings_state`). NaN and infinities in
         the JSON document are stored as null. Raises ``ValueError`` for a string longer than
         its column or a finding whose scope names another run or host.
         """
@@ -289,5 +292,16 @@ class Store:
                 conn, run_id=run_id, status=status, min_severity=min_severity, limit=limit
             )
 
+    def findings_state(self, run_id: str) -> FindingsState | None:
+        """When run ``run_id``'s findings were computed and its newest evidence arrived
+        (``None`` for an unknown run); ``.is_stale`` says whether to compute them again."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return finding_sql.findings_states(conn, [run_id]).get(run_id)
 
-__all__ = ["LatestGpu", "SchemaOutOfDate", "Store"]
+    def stale_runs(self, *, limit: int = 50) -> list[str]:
+        """Ids of the ended runs, among the ``limit`` newest, whose findings are stale."""
+        with translate_errors(self.engine), self.engine.connect() as conn:
+            return finding_sql.stale_run_ids(conn, limit=limit)
+
+
+__all__ = ["FindingsState", "LatestGpu", "SchemaOutOfDate", "Store"]

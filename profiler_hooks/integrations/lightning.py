@@ -11,30 +11,24 @@ Needs the ``lightning`` package (``pip install gpulens[lightning]``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-import profiler_hooks
-from monitor.core.run_records import RunStatus
-
-if TYPE_CHECKING:
-    from profiler_hooks import ProfileSchedule, StepSession
-    from profiler_hooks.config import AnalysisMode
-    from profiler_hooks.sink import RunSink
+from profiler_hooks.integrations.callback import SessionCallback
 
 __all__ = ["GpulensCallback", "infer_batch_size"]
 
 
-class GpulensCallback(Callback):
+class GpulensCallback(SessionCallback, Callback):
     """Records every training batch of ``trainer.fit`` as a gpulens step.
 
-    The keyword options are those of :func:`profiler_hooks.profile_steps`. The session starts
+    The keyword options are those of :func:`profiler_hooks.profile_steps`
+    (:class:`~profiler_hooks.config.HookOptions`), checked here. The session starts
     in ``on_train_start`` (after the sanity check). Each rank records its own run; its rank
     comes from ``torch.distributed`` (Lightning initialises it before training starts), and
     ``trainer.global_rank``/``trainer.world_size`` are kept in the run's config as well.
@@ -60,68 +54,24 @@ class GpulensCallback(Callback):
     exception, "interrupted" on ``KeyboardInterrupt``. A later ``fit`` starts a new run.
     """
 
-    def __init__(
-        self,
-        run_name: str | None = None,
-        *,
-        db: str | None = None,
-        batch_size: int | None = None,
-        tokens_per_step: int | None = None,
-        schedule: ProfileSchedule | None = None,
-        profile: bool | None = None,
-        trace_dir: str | os.PathLike[str] | None = None,
-        record_shapes: bool = False,
-        profile_memory: bool = False,
-        with_stack: bool = False,
-        slow_step_trigger: bool = True,
-        enabled: bool | None = None,
-        config: Mapping[str, Any] | None = None,
-        sink: RunSink | None = None,
-        analysis: AnalysisMode = "process",
-    ) -> None:
-        super().__init__()
-        self.batch_size = batch_size
-        self.tokens_per_step = tokens_per_step
-        self._run_name = run_name
-        self._config = dict(config or {})
-        self._options: dict[str, Any] = {
-            "db": db,
-            "batch_size": batch_size,
-            "tokens_per_step": tokens_per_step,
-            "schedule": schedule,
-            "profile": profile,
-            "trace_dir": trace_dir,
-            "record_shapes": record_shapes,
-            "profile_memory": profile_memory,
-            "with_stack": with_stack,
-            "slow_step_trigger": slow_step_trigger,
-            "enabled": enabled,
-            "sink": sink,
-            "analysis": analysis,
-        }
-        self.session: StepSession | None = None
-
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.close("interrupted")  # a previous fit that never reached on_train_end
-        config = {
-            "framework": "lightning",
-            "lightning_version": lightning.__version__,
-            "global_rank": trainer.global_rank,
-            "world_size": trainer.world_size,
-            "accumulate_grad_batches": trainer.accumulate_grad_batches,
-            "max_steps": trainer.max_steps,
-            "precision": str(trainer.precision),
-            "module": type(pl_module).__qualname__,
-            **self._config,
-        }
-        session = profiler_hooks.profile_steps(self._run_name, config=config, **self._options)
-        self.session = session.start()
+        self._open_run(
+            {
+                "framework": "lightning",
+                "lightning_version": lightning.__version__,
+                "global_rank": trainer.global_rank,
+                "world_size": trainer.world_size,
+                "accumulate_grad_batches": trainer.accumulate_grad_batches,
+                "max_steps": trainer.max_steps,
+                "precision": str(trainer.precision),
+                "module": type(pl_module).__qualname__,
+            }
+        )
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if self.session is not None:
-            self.session.begin_step()
+        self._begin_step()
 
     def on_train_batch_end(
         self,
@@ -131,10 +81,9 @@ class GpulensCallback(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if self.session is None:
-            return
-        samples = self.batch_size if self.batch_size is not None else infer_batch_size(batch)
-        self.session.step(samples=samples, tokens=self.tokens_per_step)
+        if self.session is not None:
+            samples = self.batch_size if self.batch_size is not None else infer_batch_size(batch)
+            self._end_step(samples, self.tokens_per_step)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.close("finished")
@@ -147,12 +96,6 @@ class GpulensCallback(Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # The tuner stops fit without on_train_end or on_exception.
         self.close("interrupted")
-
-    def close(self, status: RunStatus = "finished") -> None:
-        """End the current run, if one is open, with ``status``."""
-        session, self.session = self.session, None
-        if session is not None:
-            session.close(status)
 
 
 def infer_batch_size(batch: Any) -> int | None:

@@ -12,30 +12,21 @@ Needs the ``transformers`` package (``pip install gpulens[transformers]``).
 
 from __future__ import annotations
 
-import atexit
-import os
-import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import transformers
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-import profiler_hooks
-from monitor.core.run_records import RunStatus
-
-if TYPE_CHECKING:
-    from profiler_hooks import ProfileSchedule, StepSession
-    from profiler_hooks.config import AnalysisMode
-    from profiler_hooks.sink import RunSink
+from profiler_hooks.integrations.callback import SessionCallback
 
 __all__ = ["GpulensTrainerCallback"]
 
 
-class GpulensTrainerCallback(TrainerCallback):
+class GpulensTrainerCallback(SessionCallback, TrainerCallback):
     """Records every optimizer step of ``Trainer.train`` as a gpulens step.
 
-    The keyword options are those of :func:`profiler_hooks.profile_steps`. The session starts
+    The keyword options are those of :func:`profiler_hooks.profile_steps`
+    (:class:`~profiler_hooks.config.HookOptions`), checked here. The session starts
     in ``on_train_begin``. Each process records its own run; its rank comes from
     ``torch.distributed`` or the launcher's ``RANK``/``WORLD_SIZE``, and ``args.process_index``
     and ``args.world_size`` are kept in the run's config as well.
@@ -62,73 +53,31 @@ class GpulensTrainerCallback(TrainerCallback):
     call :meth:`close` in your ``except`` clause. A later ``train()`` starts a new run.
     """
 
-    def __init__(
-        self,
-        run_name: str | None = None,
-        *,
-        db: str | None = None,
-        batch_size: int | None = None,
-        tokens_per_step: int | None = None,
-        schedule: ProfileSchedule | None = None,
-        profile: bool | None = None,
-        trace_dir: str | os.PathLike[str] | None = None,
-        record_shapes: bool = False,
-        profile_memory: bool = False,
-        with_stack: bool = False,
-        slow_step_trigger: bool = True,
-        enabled: bool | None = None,
-        config: Mapping[str, Any] | None = None,
-        sink: RunSink | None = None,
-        analysis: AnalysisMode = "process",
-    ) -> None:
-        self.batch_size = batch_size
-        self.tokens_per_step = tokens_per_step
-        self._run_name = run_name
-        self._config = dict(config or {})
-        self._options: dict[str, Any] = {
-            "db": db,
-            "batch_size": batch_size,
-            "tokens_per_step": tokens_per_step,
-            "schedule": schedule,
-            "profile": profile,
-            "trace_dir": trace_dir,
-            "record_shapes": record_shapes,
-            "profile_memory": profile_memory,
-            "with_stack": with_stack,
-            "slow_step_trigger": slow_step_trigger,
-            "enabled": enabled,
-            "sink": sink,
-            "analysis": analysis,
-        }
-        self.session: StepSession | None = None
-        self._tokens_seen_at_begin = 0
+    closes_at_exit = True  # the Trainer calls no callback when train() raises
+    _tokens_seen_at_begin = 0  # state.num_input_tokens_seen when the current step began
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self.close("interrupted")  # a previous train() that never reached on_train_end
         model = kwargs.get("model")
-        config = {
-            "framework": "transformers",
-            "transformers_version": transformers.__version__,
-            "process_index": args.process_index,
-            "world_size": args.world_size,
-            "per_device_train_batch_size": args.per_device_train_batch_size,
-            "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "max_steps": state.max_steps,
-            "model": type(model).__qualname__ if model is not None else None,
-            **self._config,
-        }
-        session = profiler_hooks.profile_steps(self._run_name, config=config, **self._options)
-        self.session = session.start()
-        atexit.register(self._close_at_exit)
+        self._open_run(
+            {
+                "framework": "transformers",
+                "transformers_version": transformers.__version__,
+                "process_index": args.process_index,
+                "world_size": args.world_size,
+                "per_device_train_batch_size": args.per_device_train_batch_size,
+                "gradient_accumulation_steps": args.gradient_accumulation_steps,
+                "max_steps": state.max_steps,
+                "model": type(model).__qualname__ if model is not None else None,
+            }
+        )
 
     def on_step_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        if self.session is not None:
-            self._tokens_seen_at_begin = state.num_input_tokens_seen
-            self.session.begin_step()
+        self._tokens_seen_at_begin = state.num_input_tokens_seen
+        self._begin_step()
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -138,24 +87,12 @@ class GpulensTrainerCallback(TrainerCallback):
         samples = self.batch_size
         if samples is None:
             samples = args.per_device_train_batch_size * args.gradient_accumulation_steps
-        self.session.step(samples=samples, tokens=self._step_tokens(args, state))
+        self._end_step(samples, self._step_tokens(args, state))
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self.close("finished")
-
-    def close(self, status: RunStatus = "finished") -> None:
-        """End the current run, if one is open, with ``status``."""
-        session, self.session = self.session, None
-        if session is not None:
-            atexit.unregister(self._close_at_exit)
-            session.close(status)
-
-    def _close_at_exit(self) -> None:
-        # train() raised past us; the interpreter keeps an uncaught exception in sys.last_value.
-        uncaught = getattr(sys, "last_value", None)
-        self.close("interrupted" if isinstance(uncaught, KeyboardInterrupt) else "failed")
 
     def _step_tokens(self, args: TrainingArguments, state: TrainerState) -> int | None:
         if self.tokens_per_step is not None:

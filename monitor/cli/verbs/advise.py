@@ -5,18 +5,41 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from monitor.core.advisor.engine import AdvisorSettings, advise
-from monitor.core.advisor.fleet import idle_allocated
-from monitor.core.advisor.model import Finding, rank_findings
-from monitor.core.advisor.report import advice_to_json, render_advice, render_thresholds
-from monitor.core.advisor.thresholds import Thresholds, parse_overrides
+from monitor.cli.options import Subparsers, add_db, add_json
 from monitor.core.errors import ConfigError
-from monitor.services.gather import evidence_from_trace, gather_run
-from monitor.store import Store
-from monitor.store.engine import resolve_url
+
+if TYPE_CHECKING:
+    from monitor.core.advisor.engine import AdvisorSettings
+    from monitor.core.advisor.model import Finding
+
+# The advisor and the store (numpy, SQLAlchemy) are imported by the run functions, not here:
+# every `gpulens` command builds every verb's parser, `gpulens collect` included.
+
+
+def register(verbs: Subparsers) -> None:
+    """``gpulens advise``: its arguments, run by :func:`run_advise`."""
+    parser = verbs.add_parser(
+        "advise", help="bottlenecks of a training run, with evidence and the change to make"
+    )
+    add_db(parser)
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--run", metavar="ID|NAME", help="a stored run (default: the newest)")
+    target.add_argument("--trace", metavar="FILE|DIR", help="a trace file or folder of ranks")
+    target.add_argument(
+        "--fleet", action="store_true", help="every GPU: idle while its processes hold memory"
+    )
+    add_json(parser)
+    parser.add_argument(
+        "--no-save", action="store_true", help="do not store the findings with the run"
+    )
+    parser.add_argument(
+        "--thresholds", action="store_true", help="list the thresholds and their sources"
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run_advise)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> AdvisorSettings:
+    from monitor.core.advisor.engine import AdvisorSettings
+    from monitor.core.advisor.thresholds import Thresholds, parse_overrides
+
     price = args.price_per_kwh
     if price is None and os.environ.get("GPULENS_PRICE_PER_KWH"):
         try:
@@ -52,6 +78,8 @@ def settings_from(args: argparse.Namespace) -> AdvisorSettings:
 
 
 def run_advise(args: argparse.Namespace) -> int:
+    from monitor.core.advisor.report import advice_to_json, render_advice, render_thresholds
+
     if args.thresholds:
         print(render_thresholds())
         return 0
@@ -69,44 +97,36 @@ def run_advise(args: argparse.Namespace) -> int:
     return 0
 
 
-def _advise_trace(path: str, settings: AdvisorSettings) -> tuple[list[Finding], dict[str, Any]]:
-    from monitor.traces.analyze import analyze_path
+def _advise_trace(path: str, settings: AdvisorSettings) -> tuple[Sequence[Finding], dict[str, Any]]:
+    from monitor.services.trace_advice import advise_trace
 
-    analysis = analyze_path(path)
-    found: dict[tuple[str, int | None, str], Finding] = {}
-    for evidence in evidence_from_trace(analysis):
-        for finding in advise(evidence, settings):
-            # The straggler finding comes out of every rank's evidence; keep it once.
-            found.setdefault((finding.rule, finding.scope.rank, finding.title), finding)
-    subject = {"trace": os.path.basename(os.path.normpath(path)), "ranks": len(analysis.ranks)}
-    return rank_findings(list(found.values())), subject
+    advice = advise_trace(path, settings)
+    return advice.findings, {"trace": advice.name, "ranks": advice.ranks}
 
 
 def _advise_fleet(
     args: argparse.Namespace, settings: AdvisorSettings
-) -> tuple[list[Finding], dict[str, Any]]:
+) -> tuple[Sequence[Finding], dict[str, Any]]:
     """Every GPU in the store: idle but holding memory? Saved as each host's fleet findings."""
-    now = datetime.now(timezone.utc)
-    since = now - timedelta(minutes=settings.thresholds.value("fleet.idle_minutes"))
+    from monitor.services.fleet import advise_fleet
+    from monitor.store import Store
+    from monitor.store.engine import resolve_url
+
     store = Store.open(resolve_url(args.db), upgrade=False)
     try:
-        gpus = store.gpus()
-        samples = {gpu.uuid: store.samples(gpu.uuid, since, now) for gpu in gpus}
-        processes = {gpu.uuid: store.process_spans(gpu.uuid, since, now) for gpu in gpus}
-        findings = idle_allocated(gpus, samples, processes, now, settings.thresholds)
-        if not args.no_save:
-            for host in sorted({gpu.host for gpu in gpus}):
-                mine = [f for f in findings if f.scope.host == host]
-                store.save_findings(None, mine, at=now, host=host)
+        advice = advise_fleet(store, settings, save=not args.no_save)
     finally:
         store.close()
-    subject = {"fleet": True, "gpus": len(gpus), "hosts": len({gpu.host for gpu in gpus})}
-    return rank_findings(findings), subject
+    return advice.findings, {"fleet": True, "gpus": advice.gpus, "hosts": advice.hosts}
 
 
 def _advise_store(
     args: argparse.Namespace, settings: AdvisorSettings
-) -> tuple[list[Finding], dict[str, Any]]:
+) -> tuple[Sequence[Finding], dict[str, Any]]:
+    from monitor.services.runs import advise_run
+    from monitor.store import Store
+    from monitor.store.engine import resolve_url
+
     store = Store.open(resolve_url(args.db), upgrade=False)
     try:
         ref = args.run
@@ -118,14 +138,10 @@ def _advise_store(
                     "or `gpulens advise --trace FILE` for a trace file"
                 )
             ref = newest[0].run_id
-        evidence = gather_run(store, ref, thresholds=settings.thresholds)
-        findings = advise(evidence, settings)
-        if not args.no_save and evidence.run is not None:
-            store.save_findings(evidence.run.run_id, findings, at=datetime.now(timezone.utc))
+        advice = advise_run(store, ref, settings, save=not args.no_save)
     finally:
         store.close()
-    run = evidence.run
-    assert run is not None
+    run = advice.run
     subject = {
         "run_id": run.run_id,
         "name": run.name,
@@ -133,9 +149,9 @@ def _advise_store(
         "rank": run.rank,
         "world_size": run.world_size,
         "status": run.status,
-        "steps": len(evidence.steps),
+        "steps": len(advice.evidence.steps),
     }
-    return findings, subject
+    return advice.findings, subject
 
 
 def _heading(subject: dict[str, Any]) -> str:

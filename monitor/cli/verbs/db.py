@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from monitor.cli.options import Subparsers, add_db
 from monitor.store import migrate
 from monitor.store.engine import create_store_engine, describe_url, resolve_url
+
+
+def register(verbs: Subparsers) -> None:
+    """``gpulens db upgrade``: its arguments, run by :func:`run_upgrade`."""
+    parser = verbs.add_parser("db", help="database maintenance")
+    db_verbs = parser.add_subparsers(dest="db_verb", required=True, metavar="VERB")
+    upgrade = db_verbs.add_parser("upgrade", help="create or upgrade the gpulens schema")
+    add_db(upgrade)
+    upgrade.set_defaults(func=run_upgrade)
 
 
 def run_upgrade(args: argparse.Namespace) -> int:

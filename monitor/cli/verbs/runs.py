@@ -8,8 +8,20 @@ import json
 from datetime import datetime
 from typing import Any
 
+from monitor.cli.options import Subparsers, add_db, add_json
 from monitor.store import Store
 from monitor.store.engine import resolve_url
+
+
+def register(verbs: Subparsers) -> None:
+    """``gpulens runs``: its arguments, run by :func:`run_runs`."""
+    parser = verbs.add_parser("runs", help="training runs in the store")
+    add_db(parser)
+    parser.add_argument("--name", metavar="TEXT", help="only runs whose name contains TEXT")
+    parser.add_argument("--host", metavar="HOST", help="only runs on HOST")
+    parser.add_argument("--status", metavar="STATUS", help="only runs with this status")
+    add_json(parser)
+    parser.set_defaults(func=run_runs)
 
 
 def run_runs(args: argparse.Namespace) -> int:
