@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor.core.advisor.advice import advise  # noqa: E402
 from monitor.core.advisor.compare import compare_runs  # noqa: E402
-from monitor.core.advisor.engine import advise  # noqa: E402
 from monitor.core.gpu_records import GpuInfo, GpuSample  # noqa: E402
 from monitor.core.run_records import RunInfo, StepRecord  # noqa: E402
 from monitor.services.gather import gather_run  # noqa: E402

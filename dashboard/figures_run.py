@@ -23,7 +23,7 @@ import plotly.graph_objects as go  # type: ignore[import-untyped, unused-ignore]
 from plotly.subplots import make_subplots  # type: ignore[import-untyped, unused-ignore]
 
 from dashboard.format import duration_us_text, metric_label, metric_scale
-from monitor.core.analysis.model import CATEGORIES
+from monitor.core.analysis.results import CATEGORIES
 from monitor.core.gpu_records import GpuSample
 from monitor.core.run_records import StepRecord
 from monitor.core.run_views import StepBreakdownRow

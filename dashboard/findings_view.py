@@ -23,7 +23,7 @@ from dashboard.format import (
     percent_text,
     watts_text,
 )
-from monitor.core.advisor.model import Finding, Gain, Scope, Waste
+from monitor.core.advisor.findings import Finding, Gain, Scope, Waste
 from monitor.services.runs import current_findings
 from monitor.store import Store
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from monitor.core.analysis.model import TraceAnalysis
+from monitor.core.analysis.results import TraceAnalysis
 from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
 
 if TYPE_CHECKING:

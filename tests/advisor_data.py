@@ -8,7 +8,7 @@ from typing import Any
 
 from helpers import T0
 
-from monitor.core.analysis.model import (
+from monitor.core.analysis.results import (
     CATEGORIES,
     IdleBreakdown,
     KernelStat,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli import gpulens
 
-from monitor.core.advisor.engine import advise
+from monitor.core.advisor.advice import advise
 from monitor.services.gather import evidence_from_trace, gather_run
 from monitor.store import Store
 from monitor.traces.analyze import analyze_path

@@ -11,11 +11,11 @@ import pytest
 from advisor_data import RUN, copies, kernel, launch, rows, rules_of, steps, syncs, trace
 from helpers import T0
 
-from monitor.core.advisor.engine import AdvisorSettings, advise
+from monitor.core.advisor.advice import AdvisorSettings, advise
 from monitor.core.advisor.evidence import PeerRank, RunEvidence
-from monitor.core.advisor.model import Gain, amdahl, finding_from_json, finding_to_json
+from monitor.core.advisor.findings import Gain, amdahl, finding_from_json, finding_to_json
 from monitor.core.advisor.thresholds import THRESHOLDS, Thresholds, parse_overrides
-from monitor.core.analysis.model import Overlap
+from monitor.core.analysis.results import Overlap
 from monitor.core.errors import ConfigError
 from monitor.core.gpu_records import Event, GpuInfo, GpuSample, ProcessSample
 

@@ -9,8 +9,8 @@ import pytest
 
 from monitor.core.analysis import to_json
 from monitor.core.analysis.events import EventTable, copy_key, sync_kind, to_ns
-from monitor.core.analysis.model import CATEGORIES, RankAnalysis
 from monitor.core.analysis.ranks import analyze_rank, combine
+from monitor.core.analysis.results import CATEGORIES, RankAnalysis
 
 PID, TID = 100, 100
 

@@ -19,8 +19,8 @@ from monitor.core.advisor.compare import (
     render_comparison,
 )
 from monitor.core.advisor.evidence import RunEvidence
-from monitor.core.advisor.model import Finding, Gain, Scope
-from monitor.core.analysis.model import CATEGORIES, KernelStat
+from monitor.core.advisor.findings import Finding, Gain, Scope
+from monitor.core.analysis.results import CATEGORIES, KernelStat
 from monitor.core.run_records import RunInfo, StepRecord
 from monitor.core.run_views import StepBreakdownRow
 from tests.helpers import T0

@@ -36,7 +36,7 @@ from dashboard.format import (
     watts_text,
 )
 from monitor.core.advisor.compare_report import CategoryDelta
-from monitor.core.analysis.model import CATEGORIES
+from monitor.core.analysis.results import CATEGORIES
 from monitor.core.gpu_records import Event, GpuSample
 from monitor.core.resolution import Series, SeriesPoint
 from monitor.core.run_records import RunInfo, StepRecord

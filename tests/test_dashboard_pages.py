@@ -27,8 +27,8 @@ from dashboard.findings_view import (
 from dashboard.pages import compare as compare_page
 from dashboard.pages import run as run_page
 from monitor.core.advisor.compare_report import FindingCheck
-from monitor.core.advisor.model import Finding, Gain, Scope, ThresholdUse, Waste
-from monitor.core.analysis.model import (
+from monitor.core.advisor.findings import Finding, Gain, Scope, ThresholdUse, Waste
+from monitor.core.analysis.results import (
     CATEGORIES,
     IdleBreakdown,
     KernelStat,

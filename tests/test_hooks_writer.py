@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from monitor.core.analysis.model import TraceAnalysis
+from monitor.core.analysis.results import TraceAnalysis
 from monitor.core.errors import StoreUnavailable
 from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
 from monitor.pipeline.spool_names import HOST, SpoolName

@@ -12,8 +12,8 @@ import pytest
 from cli import gpulens
 
 from dashboard.pages import run as run_page
-from monitor.core.advisor.model import Finding, finding_to_json
-from monitor.core.analysis.model import TraceAnalysis
+from monitor.core.advisor.findings import Finding, finding_to_json
+from monitor.core.analysis.results import TraceAnalysis
 from monitor.core.errors import StoreUnavailable
 from monitor.core.run_records import RunInfo, StepRecord, WindowRecord
 from monitor.services.runs import (

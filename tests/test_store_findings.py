@@ -13,7 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, insert, inspect, select
 
-from monitor.core.advisor.model import Finding, Gain, Scope, ThresholdUse, Waste
+from monitor.core.advisor.findings import Finding, Gain, Scope, ThresholdUse, Waste
 from monitor.core.gpu_records import ProcessSample
 from monitor.core.run_records import RunInfo, StepRecord
 from monitor.core.run_views import StoredFinding

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
-from monitor.core.analysis.model import (
+from monitor.core.analysis.results import (
     CATEGORIES,
     IdleBreakdown,
     KernelStat,

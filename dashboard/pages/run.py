@@ -39,9 +39,9 @@ from dashboard.pages.run_tables import (
     kernel_table,
     sync_rows,
 )
-from monitor.core.advisor.model import Finding
+from monitor.core.advisor.findings import Finding
 from monitor.core.advisor.steps import mean, median
-from monitor.core.analysis.model import KernelStat, RankAnalysis, from_json
+from monitor.core.analysis.results import KernelStat, RankAnalysis, from_json
 from monitor.core.gpu_records import GpuSample
 from monitor.core.run_records import RunInfo, StepRecord, WindowRecord
 from monitor.core.run_views import RunSummary, StepBreakdownRow

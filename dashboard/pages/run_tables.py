@@ -11,7 +11,7 @@ from dash import html
 from dash.dash_table.DataTable import DataTable
 
 from dashboard import ids
-from monitor.core.analysis.model import KernelStat, RankAnalysis
+from monitor.core.analysis.results import KernelStat, RankAnalysis
 
 KERNEL_ROWS = 200
 NO_WINDOW = (

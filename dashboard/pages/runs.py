@@ -13,7 +13,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.context import PageContext
 from dashboard.format import duration_us_text, percent_text
-from monitor.core.advisor.model import Finding, importance
+from monitor.core.advisor.findings import Finding, importance
 from monitor.core.errors import StoreError
 from monitor.core.run_records import RUN_STATUSES
 from monitor.core.run_views import RunSummary, StoredFinding

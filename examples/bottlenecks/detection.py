@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from examples.bottlenecks.suite import Case
-from monitor.core.advisor.engine import AdvisorSettings
-from monitor.core.advisor.model import Finding
+from monitor.core.advisor.advice import AdvisorSettings
+from monitor.core.advisor.findings import Finding
 from monitor.core.advisor.steps import median, split_warmup
 from monitor.core.run_records import StepRecord
 from monitor.services.runs import advise_run

@@ -2,7 +2,7 @@
 
 A *run* is one training process (one rank) seen by gpulens: every step is a :class:`StepRecord`,
 and every profiler window (a few steps traced with torch.profiler) is a :class:`WindowRecord`
-whose analysis (:class:`monitor.core.analysis.model.TraceAnalysis`) is stored beside it.
+whose analysis (:class:`monitor.core.analysis.results.TraceAnalysis`) is stored beside it.
 Time is an aware UTC :class:`~datetime.datetime`; durations are microseconds (``_us``).
 """
 

@@ -1,7 +1,7 @@
 """What the store answers about training runs: pure data for the CLI, dashboard and advisor.
 
 The rows themselves are :mod:`monitor.core.run_records` (runs, steps, windows) and
-:class:`monitor.core.analysis.model.KernelStat`; the types here add what only a query over
+:class:`monitor.core.analysis.results.KernelStat`; the types here add what only a query over
 many rows can say. Durations are microseconds (``_us``).
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.core.advisor.model import Finding
+from monitor.core.advisor.findings import Finding
 from monitor.core.run_records import RunInfo
 
 
@@ -40,7 +40,7 @@ class StepBreakdownRow:
     step: int | None
     start_us: float
     duration_us: float
-    breakdown_us: Mapping[str, float]  # over monitor.core.analysis.model.CATEGORIES
+    breakdown_us: Mapping[str, float]  # over monitor.core.analysis.results.CATEGORIES
     gpu_busy_us: float
 
 

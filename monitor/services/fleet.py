@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from monitor.core.advisor.engine import AdvisorSettings
+from monitor.core.advisor.advice import AdvisorSettings
+from monitor.core.advisor.findings import Finding
 from monitor.core.advisor.fleet import idle_allocated
-from monitor.core.advisor.model import Finding
 from monitor.services.runs import Clock, ranked, utc_now
 from monitor.store import Store
 

@@ -1,7 +1,7 @@
 """Gather a run's evidence for the advisor: from the store, or from a trace file alone.
 
 The adapter side of the advisor: it reads the store's query functions (never SQL) and the trace
-analyzer, and hands :func:`monitor.core.advisor.engine.advise` plain data. The use cases that
+analyzer, and hands :func:`monitor.core.advisor.advice.advise` plain data. The use cases that
 advise (:mod:`monitor.services.runs`, :mod:`monitor.services.trace_advice`) call it.
 
 The ranks of one distributed job are separate runs in the store (one per process); the
@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from monitor.core.advisor.evidence import PeerRank, RunEvidence
 from monitor.core.advisor.measures import measure, step_rows
 from monitor.core.advisor.thresholds import Thresholds
-from monitor.core.analysis.model import (
+from monitor.core.analysis.results import (
     RankAnalysis,
     TraceAnalysis,
     from_json,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from monitor.core.analysis.model import TraceAnalysis
+from monitor.core.analysis.results import TraceAnalysis
 from monitor.core.run_records import RunInfo, StepRecord, WindowRecord
 from monitor.services.runs import Clock, utc_now
 from monitor.store import Store

@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from monitor.core.advisor.advice import AdvisorSettings, advise
 from monitor.core.advisor.compare import compare_runs
 from monitor.core.advisor.compare_report import Comparison
-from monitor.core.advisor.engine import AdvisorSettings, advise
 from monitor.core.advisor.evidence import RunEvidence
-from monitor.core.advisor.model import Finding, rank_findings
+from monitor.core.advisor.findings import Finding, rank_findings
 from monitor.core.errors import GpulensError, StoreError
 from monitor.core.run_records import RunInfo
 from monitor.services.gather import find_run, gather_run

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.core.advisor.engine import AdvisorSettings, advise
-from monitor.core.advisor.model import Finding
+from monitor.core.advisor.advice import AdvisorSettings, advise
+from monitor.core.advisor.findings import Finding
 from monitor.services.gather import evidence_from_trace
 from monitor.services.runs import ranked
 from monitor.traces.analyze import Progress, analyze_path

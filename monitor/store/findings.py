@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitor.core.advisor.model import SEVERITIES, Finding, finding_from_json, finding_to_json
+from monitor.core.advisor.findings import SEVERITIES, Finding, finding_from_json, finding_to_json
 from monitor.core.run_views import StoredFinding
 from monitor.store.runs import check_lengths
 from monitor.store.schema import findings, profiler_windows, run_steps, runs

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from monitor.core.advisor.model import Finding
-from monitor.core.analysis.model import KernelStat, TraceAnalysis
+from monitor.core.advisor.findings import Finding
+from monitor.core.analysis.results import KernelStat, TraceAnalysis
 from monitor.core.errors import SchemaOutOfDate
 from monitor.core.gpu_records import (
     CollectorStatus,

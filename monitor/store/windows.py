@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, cast, delete, func, insert, select, update
 
-from monitor.core.analysis.model import CATEGORIES, KernelStat, TraceAnalysis, to_json
+from monitor.core.analysis.results import CATEGORIES, KernelStat, TraceAnalysis, to_json
 from monitor.core.run_records import WindowRecord
 from monitor.core.run_views import StepBreakdownRow
 from monitor.store.runs import check_lengths

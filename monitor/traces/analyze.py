@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.core.analysis.events import EventTable
-from monitor.core.analysis.model import RankAnalysis, TraceAnalysis
 from monitor.core.analysis.ranks import analyze_rank, combine
+from monitor.core.analysis.results import RankAnalysis, TraceAnalysis
 from monitor.core.errors import TraceError
 from monitor.traces.reader import TraceLimits, find_trace_files, read_trace
 

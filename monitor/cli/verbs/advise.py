@@ -12,8 +12,8 @@ from monitor.cli.options import Subparsers, add_db, add_json
 from monitor.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from monitor.core.advisor.engine import AdvisorSettings
-    from monitor.core.advisor.model import Finding
+    from monitor.core.advisor.advice import AdvisorSettings
+    from monitor.core.advisor.findings import Finding
 
 # The advisor and the store (numpy, SQLAlchemy) are imported by the run functions, not here:
 # every `gpulens` command builds every verb's parser, `gpulens collect` included.
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> AdvisorSettings:
-    from monitor.core.advisor.engine import AdvisorSettings
+    from monitor.core.advisor.advice import AdvisorSettings
     from monitor.core.advisor.thresholds import Thresholds, parse_overrides
 
     price = args.price_per_kwh

@@ -60,10 +60,10 @@ from monitor.core.advisor.compare_report import (
     render_comparison,
 )
 from monitor.core.advisor.evidence import RunEvidence
-from monitor.core.advisor.model import Finding, rank_findings
+from monitor.core.advisor.findings import Finding, rank_findings
 from monitor.core.advisor.steps import mean, median, percentile, split_warmup
 from monitor.core.advisor.thresholds import Thresholds
-from monitor.core.analysis.model import CATEGORIES, KernelStat
+from monitor.core.analysis.results import CATEGORIES, KernelStat
 from monitor.core.run_views import StepBreakdownRow
 
 MIN_STEPS = 5  # step times a run needs before its median is compared

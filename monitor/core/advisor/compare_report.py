@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from monitor.core.advisor.model import Finding, finding_to_json
+from monitor.core.advisor.findings import Finding, finding_to_json
 
 SpeedVerdict: TypeAlias = Literal["faster", "slower", "no significant change", "not enough data"]
 CheckVerdict: TypeAlias = Literal["verified", "refuted", "inconclusive"]

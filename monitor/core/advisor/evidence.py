@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from monitor.core.analysis.model import KernelStat, RankAnalysis
+from monitor.core.analysis.results import KernelStat, RankAnalysis
 from monitor.core.gpu_records import Event, GpuInfo, GpuSample, ProcessSample
 from monitor.core.run_records import RunInfo, StepRecord
 from monitor.core.run_views import StepBreakdownRow

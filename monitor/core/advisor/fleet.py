@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from monitor.core.advisor.model import Finding, Scope, Waste
+from monitor.core.advisor.findings import Finding, Scope, Waste
 from monitor.core.advisor.thresholds import Thresholds
 from monitor.core.gpu_records import GpuInfo, GpuSample, ProcessSample
 

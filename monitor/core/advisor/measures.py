@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from monitor.core.advisor.evidence import RunEvidence
 from monitor.core.advisor.steps import StepSplit, mean, median, split_warmup
 from monitor.core.advisor.thresholds import Thresholds
-from monitor.core.analysis.model import CATEGORIES, LaunchStats, MemcpyStat, SyncStat
+from monitor.core.analysis.results import CATEGORIES, LaunchStats, MemcpyStat, SyncStat
 from monitor.core.run_views import StepBreakdownRow
 
 

@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monitor.core.advisor.model import Finding, finding_to_json
+from monitor.core.advisor.findings import Finding, finding_to_json
 from monitor.core.advisor.thresholds import THRESHOLDS
 
 _MARK = {"critical": "CRITICAL", "warning": "WARNING", "info": "info"}

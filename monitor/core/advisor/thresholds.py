@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from monitor.core.advisor.model import ThresholdUse
+from monitor.core.advisor.findings import ThresholdUse
 from monitor.core.errors import ConfigError
 
 _TB = "TensorBoard PyTorch profiler plugin (torch_tb_profiler) recommendation"

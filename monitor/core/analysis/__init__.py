@@ -7,6 +7,6 @@ Pure: ``events``, ``intervals``, ``columns``, ``breakdown``, ``gpu``, ``tables``
 
 from __future__ import annotations
 
-from monitor.core.analysis.model import CATEGORIES, TraceAnalysis, to_json
+from monitor.core.analysis.results import CATEGORIES, TraceAnalysis, to_json
 
 __all__ = ["CATEGORIES", "TraceAnalysis", "to_json"]

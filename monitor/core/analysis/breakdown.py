@@ -14,7 +14,7 @@ import numpy as np
 from monitor.core.analysis.columns import ALL_GPU_KINDS, KERNEL_KINDS, Columns
 from monitor.core.analysis.events import COMMUNICATION, MEMCPY, MEMSET, EventTable
 from monitor.core.analysis.intervals import EMPTY, Intervals, clip, length, merge, new_time
-from monitor.core.analysis.model import CATEGORIES, StepBreakdown
+from monitor.core.analysis.results import CATEGORIES, StepBreakdown
 
 Window = tuple[int | None, int, int]  # (step number or None, start ns, end ns)
 

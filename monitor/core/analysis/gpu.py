@@ -8,7 +8,7 @@ import numpy as np
 from monitor.core.analysis.columns import ALL_GPU_KINDS, Columns
 from monitor.core.analysis.events import COMMUNICATION, COMPUTE, MEMCPY, MEMSET
 from monitor.core.analysis.intervals import Ints, length, overlap
-from monitor.core.analysis.model import IdleBreakdown, LaunchStats, Overlap, Temporal
+from monitor.core.analysis.results import IdleBreakdown, LaunchStats, Overlap, Temporal
 
 # HTA's ``consecutive_kernel_delay`` default: a gap shorter than this between two kernels on a
 # stream, with the second already enqueued, is launch overhead ("kernel wait").

@@ -12,7 +12,7 @@ from monitor.core.analysis import breakdown, gpu, tables
 from monitor.core.analysis.columns import Columns, columns
 from monitor.core.analysis.events import EventTable
 from monitor.core.analysis.intervals import Ints
-from monitor.core.analysis.model import RankAnalysis, Straggler, TraceAnalysis
+from monitor.core.analysis.results import RankAnalysis, Straggler, TraceAnalysis
 
 # A rank whose mean step time is this much above the median of the other ranks' is a straggler.
 STRAGGLER_THRESHOLD = 0.10

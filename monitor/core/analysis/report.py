@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.core.analysis.model import CATEGORIES, RankAnalysis, TraceAnalysis
+from monitor.core.analysis.results import CATEGORIES, RankAnalysis, TraceAnalysis
 
 KERNEL_ROWS = 15
 

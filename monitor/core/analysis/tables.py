@@ -9,7 +9,7 @@ from monitor.core.analysis.events import (
     EventTable,
     is_tensor_core_kernel,
 )
-from monitor.core.analysis.model import KernelCategory, KernelStat, MemcpyStat, SyncStat
+from monitor.core.analysis.results import KernelCategory, KernelStat, MemcpyStat, SyncStat
 
 
 def kernel_table(table: EventTable) -> tuple[KernelStat, ...]:

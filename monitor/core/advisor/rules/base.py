@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.findings import Confidence, Finding, Scope, Severity
 from monitor.core.advisor.measures import Measures
-from monitor.core.advisor.model import Confidence, Finding, Scope, Severity
 from monitor.core.advisor.thresholds import Thresholds
 
 Rule = Callable[[RunEvidence, Measures, Thresholds], list[Finding]]

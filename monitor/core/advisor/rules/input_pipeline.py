@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.findings import Finding, Gain
 from monitor.core.advisor.measures import Measures
-from monitor.core.advisor.model import Finding, Gain
 from monitor.core.advisor.rules.base import confidence_for, grade, pct, run_scope, step_basis, us
 from monitor.core.advisor.thresholds import Thresholds
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.findings import Finding, Gain
 from monitor.core.advisor.measures import Measures
-from monitor.core.advisor.model import Finding, Gain
 from monitor.core.advisor.rules.base import confidence_for, pct, run_scope, us
 from monitor.core.advisor.thresholds import Thresholds
 

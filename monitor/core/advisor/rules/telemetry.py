@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.findings import Finding, Gain
 from monitor.core.advisor.measures import Measures
-from monitor.core.advisor.model import Finding, Gain
 from monitor.core.advisor.rules.base import pct, run_scope, us
 from monitor.core.advisor.steps import median
 from monitor.core.advisor.thresholds import Thresholds

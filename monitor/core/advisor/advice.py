@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from monitor.core.advisor.evidence import RunEvidence
+from monitor.core.advisor.findings import Finding, Waste, rank_findings, severity_rank
 from monitor.core.advisor.measures import Measures, measure
-from monitor.core.advisor.model import Finding, Waste, rank_findings, severity_rank
 from monitor.core.advisor.rules.catalog import RULES
 from monitor.core.advisor.thresholds import Thresholds
 
