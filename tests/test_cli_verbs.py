@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from monitor.cli.main import build_parser, main
-from tests.cli import gpulens, gpulens_env, start_gpulens
+from tests.cli import gpulens, gpulens_env, gpulens_running, stop_gpulens
+from tests.helpers import modules_imported_by
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,17 +75,9 @@ def test_building_the_parser_imports_no_torch_and_no_web_stack() -> None:
     # Every verb module is imported to build the parser, on every run (the collector's too),
     # so their register functions and module tops must leave these to the verbs' bodies
     # (numpy comes with the core's analysis and the advisor: advise, analyze, compare).
-    code = (
-        "import sys\n"
-        "from monitor.cli.main import build_parser\n"
-        "build_parser()\n"
-        "heavy = ('torch', 'dash', 'plotly', 'pandas', 'flask', 'waitress', 'lightning', 'numpy')\n"
-        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert done.stdout.strip() == ""
+    code = "from monitor.cli.main import build_parser\nbuild_parser()"
+    heavy = ("torch", "dash", "plotly", "pandas", "flask", "waitress", "lightning", "numpy")
+    assert modules_imported_by(code, heavy) == []
 
 
 def test_a_bad_flag_value_is_argparse_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,9 +130,8 @@ def test_the_demo_suite_is_found_from_outside_the_checkout(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_demo_serves_collects_and_trains_its_two_runs(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    process = start_gpulens(tmp_path, "demo", "--port", "0", "--steps", "4", "--db", db)
     seen = []
-    try:
+    with gpulens_running(tmp_path, "demo", "--port", "0", "--steps", "4", "--db", db) as process:
         assert process.stdout is not None
         deadline = time.monotonic() + 300  # two CPU runs on a shared machine; never a measure
         while time.monotonic() < deadline:
@@ -152,11 +143,7 @@ def test_demo_serves_collects_and_trains_its_two_runs(tmp_path: Path) -> None:
                 break
         else:
             raise AssertionError("the demo runs did not finish:\n" + "".join(seen))
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        output = stop_gpulens(process, timeout=60)
     text = "".join(seen) + output
     assert process.returncode == 0, text
     assert "gpulens demo: http://" in text and "collector: pid" in text
@@ -169,3 +156,28 @@ def test_demo_serves_collects_and_trains_its_two_runs(tmp_path: Path) -> None:
     )
     names = sorted(run["name"] for run in json.loads(runs.stdout)["runs"])
     assert names == ["demo-starved_dataloader-bottleneck", "demo-starved_dataloader-clean"]
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    # `gpulens analyze TRACE | head -1`: the pipe closes while gpulens still prints.
+    code = (
+        "import sys\n"
+        "from monitor.cli.main import main\n"
+        "import monitor.cli.verbs.runs as runs\n"
+        "def chatty(args):\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "runs.run_runs = chatty\n"
+        "sys.exit(main(['runs']))\n"
+    )
+    pipeline = 'python="$0"; "$python" -c "$1" 2>"$2" | head -n 1; exit "${PIPESTATUS[0]}"'
+    errors = tmp_path / "stderr"
+    done = subprocess.run(
+        ["bash", "-c", pipeline, sys.executable, code, str(errors)],
+        capture_output=True,
+        cwd=ROOT,
+    )
+    assert done.stdout == b"line 0\n"
+    assert done.returncode == 141
+    assert b"Traceback" not in errors.read_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -21,6 +22,7 @@ log = logging.getLogger("gpulens")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 # The modules of monitor.cli.verbs, in the order their verbs are listed in ``gpulens --help``.
 # Imported when the parser is built, not with this module: a few import numpy at their top.
@@ -63,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GpulensError as exc:
         print(f"gpulens: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`gpulens analyze T | head`): not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return status
 
 
