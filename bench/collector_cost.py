@@ -45,22 +45,24 @@ def source() -> SimulatedSource:
     return SimulatedSource(GPUS, seed=0, host="bench")
 
 
+def cpu_seconds(ticks: int, tick: Callable[[], object]) -> float:
+    """Process CPU time of ``ticks`` calls of ``tick``."""
+    start = time.process_time()
+    for _ in range(ticks):
+        tick()
+    return time.process_time() - start
+
+
 def cost_poll(ticks: int, _tmp: Path) -> float:
     src = source()
     src.open()
-    start = time.process_time()
-    for _ in range(ticks):
-        src.poll()
-    return time.process_time() - start
+    return cpu_seconds(ticks, src.poll)
 
 
 def cost_tick(ticks: int, _tmp: Path) -> float:
     sampler = Sampler(source(), "bench")
     sampler.start()
-    start = time.process_time()
-    for _ in range(ticks):
-        sampler.tick()
-    return time.process_time() - start
+    return cpu_seconds(ticks, sampler.tick)
 
 
 def cost_tick_write(ticks: int, tmp: Path) -> float:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,3 +37,23 @@ def start_gpulens(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+@contextmanager
+def gpulens_running(tmp_path: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``gpulens *args`` started for the ``with`` block, killed if it is still running at the
+    end (a failed check must not leave a server behind)."""
+    process = start_gpulens(tmp_path, *args)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def stop_gpulens(process: subprocess.Popen[str], *, timeout: float = 30) -> str:
+    """Stop ``process`` as a service manager would (SIGTERM) and wait: the rest of its output.
+    The caller checks ``process.returncode``."""
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=timeout)
+    return output

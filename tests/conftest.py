@@ -114,13 +114,43 @@ def shared_traces() -> dict[str, Path]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store on a fresh SQLite file, and on a fresh database of the real Postgres."""
-    url = (
-        f"sqlite:///{tmp_path / 'gpulens.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    opened = Store.open(url)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of a fresh SQLite file, and of a fresh database on the real Postgres. A module that
+    means SQLite alone overrides this fixture."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gpulens.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A store, migrated, on the database of ``db_url``."""
+    opened = Store.open(db_url)
     yield opened
     opened.close()
+
+
+HOOK_SETTINGS = (
+    "GPULENS_DB",
+    "GPULENS_DISABLE",
+    "GPULENS_PROFILE",
+    "GPULENS_PROFILE_SCHEDULE",
+    "GPULENS_TRACE_DIR",
+    "GPULENS_RUN_NAME",
+)
+
+
+@pytest.fixture
+def hooks_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No ``GPULENS_*`` hook setting from the caller's environment, the data folder (default
+    store, spool) in ``tmp_path``, and no session left open by a failed test. Hook test
+    modules use it with ``pytestmark = pytest.mark.usefixtures("hooks_isolated")``."""
+    for name in HOOK_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    yield
+    from profiler_hooks.session import active_session  # lazily: only hook tests load the hooks
+
+    leftover = active_session()
+    if leftover is not None:
+        leftover.close()

@@ -1,9 +1,13 @@
-"""Small builders shared by tests: times, records and a scripted GPU source."""
+"""Small builders shared by tests: times, records, a scripted GPU source, hand-moved clocks
+and subprocess probes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,6 +16,7 @@ from monitor.core.gpu_records import GpuInfo, GpuSample, HostInfo
 from monitor.core.source import DeviceFacts, GpuReading, Poll, SystemFacts
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def at(seconds: float) -> datetime:
@@ -103,3 +108,37 @@ class ManualPerfClock:
 
     def advance(self, seconds: float) -> None:
         self.ns += round(seconds * 1e9)
+
+
+class ManualClock:
+    """Stands in for ``time.monotonic`` (a ``clock=`` argument, seconds): it moves only when the
+    test sets ``now``."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+def modules_imported_by(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code`` (from the
+    repository root): how a test shows that importing something stays light."""
+    probe = (
+        f"{code}\nimport sys\nprint(','.join(sorted(m for m in {modules!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return [name for name in done.stdout.strip().split(",") if name]

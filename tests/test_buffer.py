@@ -12,7 +12,7 @@ from monitor.collector.delivery import GPU_RECORDS, collector_pipeline
 from monitor.core.errors import StoreUnavailable
 from monitor.core.gpu_records import Record
 from monitor.pipeline import Counters, Pipeline, Spool
-from tests.helpers import samples
+from tests.helpers import ManualClock, samples
 
 
 def invariant(c: Counters) -> bool:
@@ -21,16 +21,6 @@ def invariant(c: Counters) -> bool:
         == c.written + c.dropped + c.pending
         == (c.written + c.dropped + c.in_memory + c.in_spool)
     )
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Db:
@@ -62,7 +52,7 @@ def test_records_reach_the_store_in_batches(tmp_path) -> None:
 
 
 def test_an_outage_buffers_then_spools_then_replays_exactly_once(tmp_path) -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     spool_path = tmp_path / "s.jsonl"
     buffer, db = pipeline(spool_path, capacity=50, spool_after_s=None, clock=clock), Db()
     db.up = False
@@ -141,7 +131,7 @@ def test_records_spooled_after_a_torn_line_are_not_lost(tmp_path) -> None:
 
 
 def test_counters_hold_while_adding_and_flushing_concurrently(tmp_path) -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     buffer, db = pipeline(tmp_path / "s.jsonl", capacity=100, clock=clock), Db()
     stop = threading.Event()
     seen_broken: list[Counters] = []

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import time
 import urllib.request
 
 import pytest
 
-from tests.cli import gpulens, start_gpulens
+from tests.cli import gpulens, gpulens_running, stop_gpulens
 
 REQUIRED_METRICS = {
     "utilization_gpu_percent",
@@ -143,7 +142,7 @@ def free_port() -> int:
 def test_sigterm_flushes_and_exits_zero_while_serving_metrics(tmp_path) -> None:
     db = f"sqlite:///{tmp_path / 'g.db'}"
     port = free_port()
-    process = start_gpulens(
+    with gpulens_running(
         tmp_path,
         "collect",
         "--simulate",
@@ -155,8 +154,7 @@ def test_sigterm_flushes_and_exits_zero_while_serving_metrics(tmp_path) -> None:
         "--metrics-port",
         str(port),
         "--dcgm-names",
-    )
-    try:
+    ) as process:
         body = ""
         deadline = time.monotonic() + 60
         while "gpulens_gpu_power_watts{" not in body and time.monotonic() < deadline:
@@ -166,11 +164,7 @@ def test_sigterm_flushes_and_exits_zero_while_serving_metrics(tmp_path) -> None:
             except OSError:
                 time.sleep(0.2)
         assert "gpulens_gpu_power_watts{" in body and "DCGM_FI_DEV_FB_USED{" in body
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        output = stop_gpulens(process)
     assert process.returncode == 0, output
     document = json.loads(gpulens(tmp_path, "status", "--json", "--db", db).stdout)
     (collector,) = document["collectors"]

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from monitor.clock import ManualClock
 from monitor.collector.delivery import GPU_RECORDS, collector_pipeline, collector_spool
-from monitor.collector.jobs import Collector, JobSettings
+from monitor.collector.jobs import Collector, JobSettings, PollWait, join_poll
 from monitor.collector.sampler import Sampler
 from monitor.core.errors import StoreUnavailable
 from monitor.core.source import Poll
 from monitor.pipeline import Spool
 from monitor.store import Store
 from monitor.store.schema import events, gpu_rollups_1m, gpu_samples
-from tests.helpers import T0, ScriptedSource, steady_poll
+from tests.helpers import T0, ScriptedSource, dead_pid, steady_poll
 
 
 @pytest.fixture
@@ -35,7 +33,19 @@ def two_gpus(n: int) -> Poll:
     return steady_poll(n, ("GPU-a", "GPU-b"))
 
 
-def build(store_opener, tmp_path, poll=two_gpus, deadline=5.0):
+# Only reached when the code under test is broken (a final flush that never ends), never a speed
+# limit: a stop whose flush finishes returns at once.
+HANG_GUARD_SECONDS = 60.0
+
+
+def join_without_deadline(thread: threading.Thread, started: datetime, timeout: float) -> bool:
+    """The tests' poll wait: every poll gets all the time it needs, so none counts as hung on a
+    slow machine; a test that wants a hung poll says which one."""
+    thread.join()
+    return True
+
+
+def build(store_opener, tmp_path, poll=two_gpus, wait_for_poll: PollWait = join_without_deadline):
     clock = ManualClock(T0)
     source = ScriptedSource(poll, ("GPU-a", "GPU-b"))
     collector = Collector(
@@ -46,8 +56,8 @@ def build(store_opener, tmp_path, poll=two_gpus, deadline=5.0):
             clock=clock.monotonic,
         ),
         store_opener,
-        settings=JobSettings(poll_deadline_seconds=deadline),
         clock=clock,
+        wait_for_poll=wait_for_poll,
     )
     collector.start()
     return collector, clock
@@ -113,20 +123,28 @@ def test_an_outage_loses_nothing_and_writes_each_row_once(store, tmp_path) -> No
 
 def test_a_hung_poll_marks_collection_stale_and_other_jobs_go_on(store, tmp_path) -> None:
     release = threading.Event()
+    hung_at = T0 + timedelta(seconds=3)  # the fourth poll, n == 3
+    timeouts: list[float] = []
 
     def poll(n: int) -> Poll:
         if n == 3:
-            release.wait(10)  # an NVML call that hangs
+            release.wait()  # an NVML call that hangs until the test lets it return
         return steady_poll(n, ("GPU-a", "GPU-b"))
 
-    collector, clock = build(lambda: store, tmp_path, poll=poll, deadline=0.05)
+    def wait_for_poll(thread: threading.Thread, started: datetime, timeout: float) -> bool:
+        if started == hung_at and not release.is_set():
+            timeouts.append(timeout)
+            return False  # its deadline passes at once, however fast or slow the machine
+        return join_without_deadline(thread, started, timeout)
+
+    collector, clock = build(lambda: store, tmp_path, poll=poll, wait_for_poll=wait_for_poll)
     tick(collector, clock, 3)
     tick(collector, clock, 3)  # the hung poll, then two ticks skipped while it hangs
-    assert collector.stale_since == T0 + timedelta(seconds=3)
+    assert collector.stale_since == hung_at
+    assert timeouts[0] == JobSettings().poll_deadline_seconds  # then 0: "has it returned?"
     collector.flush()  # flush is not blocked by the hung poll
     assert store.collectors()[0].stale_since == collector.stale_since
-    release.set()
-    collector._poll.wait(5)  # type: ignore[union-attr]
+    release.set()  # the hung call returns; the next tick waits for it and keeps its samples
     tick(collector, clock, 1)
     collector.flush()
     assert collector.stale_since is None
@@ -135,10 +153,20 @@ def test_a_hung_poll_marks_collection_stale_and_other_jobs_go_on(store, tmp_path
     assert rows(store, gpu_samples) == 2 * 5  # 3 + the late hung one + 1
 
 
+def test_the_production_poll_wait_is_a_thread_join_with_the_deadline() -> None:
+    returns = threading.Event()
+    poll = threading.Thread(target=returns.wait, daemon=True)  # a call that has not returned
+    poll.start()
+    assert not join_poll(poll, T0, 0)  # deadline passed: the poll counts as hung
+    returns.set()
+    poll.join()
+    assert join_poll(poll, T0, 0)
+
+
 def test_stop_flushes_and_marks_the_collector_stopped(store, tmp_path) -> None:
     collector, clock = build(lambda: store, tmp_path)
     tick(collector, clock, 3)
-    collector.stop("signal", flush_deadline_seconds=5)
+    collector.stop("signal", flush_deadline_seconds=HANG_GUARD_SECONDS)
     (status,) = store.collectors()
     assert status.state == "stopped" and status.pending == 0
     kinds = {e.kind for e in store.events(T0, clock.wall() + (clock.wall() - T0))}
@@ -152,7 +180,7 @@ def test_stop_with_the_database_gone_spools_everything(tmp_path) -> None:
 
     collector, clock = build(unavailable, tmp_path)
     tick(collector, clock, 3)
-    collector.stop("signal", flush_deadline_seconds=2)
+    collector.stop("signal", flush_deadline_seconds=HANG_GUARD_SECONDS)
     c = collector.pipeline.counters()
     assert c.in_spool == c.pending == c.collected and collector.pipeline.spool.path.exists()
 
@@ -232,16 +260,7 @@ def build_in(folder, url, store_opener):
         collector_pipeline(collector_spool(url, "h1", directory=folder), clock=clock.monotonic),
         store_opener,
         clock=clock,
+        wait_for_poll=join_without_deadline,
     )
     collector.start()
     return collector, clock
-
-
-def dead_pid() -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(out.stdout)

@@ -64,7 +64,8 @@ def test_clock_watch_reports_jumps_only() -> None:
     assert watch.check() is None
 
 
-# Only reached when the code under test is broken (a stalled scheduler), never a speed limit.
+# Only reached when the code under test is broken (a stalled scheduler, a final flush that never
+# ends), never a speed limit.
 HANG_GUARD_SECONDS = 60.0
 
 
@@ -129,7 +130,9 @@ def test_wall_clock_jumps_reschedule_the_jobs_and_sampling_goes_on(
     collector.start()
     loop = SteppedLoop()
     daemon = threading.Thread(
-        target=run, args=(collector, DaemonOptions()), kwargs={"clock": clock, "wait": loop}
+        target=run,
+        args=(collector, DaemonOptions(flush_deadline_seconds=HANG_GUARD_SECONDS)),
+        kwargs={"clock": clock, "wait": loop},
     )
     daemon.start()
     try:
@@ -193,7 +196,7 @@ def test_duration_stops_the_daemon_cleanly(tmp_path) -> None:
         clock.advance(seconds)
         return False
 
-    options = DaemonOptions(duration_seconds=1.0)
+    options = DaemonOptions(duration_seconds=1.0, flush_deadline_seconds=HANG_GUARD_SECONDS)
     assert run(collector, options, clock=clock, wait=wait) == 0
     assert waits == [0.25] * 4  # stopped at the duration by the clock, not by a signal
     (status,) = store.collectors()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import signal
 import subprocess
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from dashboard.downloads import is_valid_id, register_downloads, trace_href
 from monitor.core.errors import ConfigError, StoreUnavailable
 from monitor.core.run_records import RunInfo, WindowRecord
 from monitor.store import Store
-from tests.cli import gpulens, start_gpulens
+from tests.cli import gpulens, gpulens_running, stop_gpulens
 
 TOKEN = "s3cret-token-0123456789"
 USER, PASSWORD = "ada", "pä55word"
@@ -460,18 +459,13 @@ def status_of(url: str, headers: dict[str, str] | None = None) -> int:
 def test_the_dashboard_serves_with_a_token_and_stops_on_sigterm(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GPULENS_DASHBOARD_TOKEN", TOKEN)
     db = f"sqlite:///{tmp_path / 'g.db'}"
-    process = start_gpulens(tmp_path, "dashboard", "--port", "0", "--db", db)
-    try:
+    with gpulens_running(tmp_path, "dashboard", "--port", "0", "--db", db) as process:
         url = served_url(process, "dashboard").replace("localhost", "127.0.0.1")
         assert status_of(url) == 401
         assert status_of(url + "_dash-layout") == 401
         assert status_of(url, {"Authorization": f"Bearer {TOKEN}"}) == 200
         assert status_of(url + "_dash-layout", {"Authorization": f"Bearer {TOKEN}"}) == 200
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        output = stop_gpulens(process)
     assert process.returncode == 0, output
     assert TOKEN not in output
 
@@ -479,8 +473,7 @@ def test_the_dashboard_serves_with_a_token_and_stops_on_sigterm(tmp_path, monkey
 @pytest.mark.slow
 def test_up_starts_a_collector_and_stops_it_on_exit(tmp_path) -> None:
     db = f"sqlite:///{tmp_path / 'g.db'}"
-    process = start_gpulens(tmp_path, "up", "--simulate", "2", "--port", "0", "--db", db)
-    try:
+    with gpulens_running(tmp_path, "up", "--simulate", "2", "--port", "0", "--db", db) as process:
         url = served_url(process, "up")
         assert status_of(url) == 200
         deadline = time.monotonic() + 30
@@ -492,11 +485,7 @@ def test_up_starts_a_collector_and_stops_it_on_exit(tmp_path) -> None:
         else:
             raise AssertionError("the collector wrote no GPUs")
         assert all(gpu["simulated"] for gpu in json.loads(status.stdout)["gpus"])
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=40)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        output = stop_gpulens(process, timeout=40)
     assert process.returncode == 0, output
     collectors = json.loads(gpulens(tmp_path, "status", "--json", "--db", db).stdout)["collectors"]
     assert [c["state"] for c in collectors] == ["stopped"]

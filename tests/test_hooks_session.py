@@ -13,10 +13,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import torch
@@ -28,8 +27,8 @@ from monitor.store import Store
 from profiler_hooks import ProfileSchedule, SessionError
 from profiler_hooks.config import HooksConfig, resolve_config
 from profiler_hooks.environment import distributed_rank, visible_gpu_uuids
-from profiler_hooks.session import StepSession, active_session
-from tests.helpers import ManualPerfClock
+from profiler_hooks.session import StepSession
+from tests.helpers import ManualPerfClock, modules_imported_by
 from tests.test_hooks_writer import RecordingSink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,34 +39,13 @@ BATCH = 2
 LOAD_US, PREPROCESS_US, COMPUTE_US, BETWEEN_PASSES_US = 40_000, 5_000, 7_000, 900_000
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in (
-        "GPULENS_DB",
-        "GPULENS_DISABLE",
-        "GPULENS_PROFILE",
-        "GPULENS_PROFILE_SCHEDULE",
-        "GPULENS_TRACE_DIR",
-        "GPULENS_RUN_NAME",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    yield
-    leftover = active_session()
-    if leftover is not None:
-        leftover.close()
+pytestmark = pytest.mark.usefixtures("hooks_isolated")
 
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
+    """SQLite only (the conftest's ``store`` opens it): the hooks' own tests."""
     return "sqlite:///" + str(tmp_path / "g.db")
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    yield opened
-    opened.close()
 
 
 class SlowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -113,15 +91,8 @@ def train_steps(session: StepSession, steps: int) -> None:
 
 
 def test_importing_the_hooks_imports_neither_torch_nor_the_store() -> None:
-    code = (
-        "import sys, profiler_hooks\n"
-        "profiler_hooks.ProfileSchedule\n"
-        "print(','.join(m for m in ('torch', 'sqlalchemy', 'numpy') if m in sys.modules))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert result.stdout.strip() == ""
+    code = "import profiler_hooks\nprofiler_hooks.ProfileSchedule"
+    assert modules_imported_by(code, ("torch", "sqlalchemy", "numpy")) == []
 
 
 def test_the_public_names_are_the_contract() -> None:
@@ -210,15 +181,30 @@ def test_a_training_loop_is_recorded_step_by_step_with_one_analyzed_window(
     store.close()
 
 
-def test_attach_records_an_unchanged_loop(tmp_path: Path) -> None:
+class AttachedLoop(NamedTuple):
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    clock: ManualPerfClock
+    loader: DataLoader[tuple[torch.Tensor, torch.Tensor]]
+    sink: RecordingSink
+    session: StepSession
+
+
+def attached_loop(tmp_path: Path, samples: int, *, with_model: bool) -> AttachedLoop:
+    """What ``profiler_hooks.attach(optimizer=, dataloader=, [model=,] sink=)`` does, on a
+    hand-moved clock, over a loader whose every sample costs ``LOAD_US``."""
     model, optimizer = tiny_model()
     clock = ManualPerfClock()
-    loader = DataLoader(SlowDataset(12, clock), batch_size=BATCH)
+    loader = DataLoader(SlowDataset(samples, clock), batch_size=BATCH)
     sink = RecordingSink()
-    # What profiler_hooks.attach(optimizer=, dataloader=, sink=, ...) does, with the clock.
     session = StepSession(sink_config(tmp_path), sink=sink, clock=clock).attach(
-        optimizer=optimizer, dataloader=loader
+        optimizer=optimizer, dataloader=loader, model=model if with_model else None
     )
+    return AttachedLoop(model, optimizer, clock, loader, sink, session)
+
+
+def test_attach_records_an_unchanged_loop(tmp_path: Path) -> None:
+    model, optimizer, clock, loader, sink, session = attached_loop(tmp_path, 12, with_model=False)
     for _epoch in range(2):
         for x, y in loader:  # the loop body knows nothing of gpulens
             optimizer.zero_grad()
@@ -237,13 +223,7 @@ def test_attach_records_an_unchanged_loop(tmp_path: Path) -> None:
 
 
 def test_attach_with_a_model_times_the_batch_to_forward_gap(tmp_path: Path) -> None:
-    model, optimizer = tiny_model()
-    clock = ManualPerfClock()
-    loader = DataLoader(SlowDataset(6, clock), batch_size=BATCH)
-    sink = RecordingSink()
-    session = StepSession(sink_config(tmp_path), sink=sink, clock=clock).attach(
-        optimizer=optimizer, dataloader=loader, model=model
-    )
+    model, optimizer, clock, loader, sink, session = attached_loop(tmp_path, 6, with_model=True)
     for x, y in loader:
         clock.advance(PREPROCESS_US / 1e6)  # between the batch's arrival and the forward
         optimizer.zero_grad()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,12 +42,7 @@ class LateSlowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return torch.full((8,), float(index)), torch.zeros(2)
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ("GPULENS_DB", "GPULENS_DISABLE", "GPULENS_PROFILE", "GPULENS_PROFILE_SCHEDULE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    yield
+pytestmark = pytest.mark.usefixtures("hooks_isolated")
 
 
 def train(session: profiler_hooks.StepSession, loader: DataLoader[object]) -> None:

@@ -7,7 +7,6 @@ import gzip
 import json
 import re
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import profiler_hooks
 from profiler_hooks import ProfileSchedule
 from profiler_hooks.config import resolve_config
 from profiler_hooks.handler import traced_steps
-from profiler_hooks.session import StepSession, active_session
+from profiler_hooks.session import StepSession
 from profiler_hooks.step_timer import SlowStepDetector
 from profiler_hooks.windows import WindowPlan, scheduled_window
 from tests.helpers import ManualPerfClock
@@ -33,15 +32,7 @@ SCHEDULES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ("GPULENS_DB", "GPULENS_DISABLE", "GPULENS_PROFILE", "GPULENS_PROFILE_SCHEDULE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    yield
-    leftover = active_session()
-    if leftover is not None:
-        leftover.close()
+pytestmark = pytest.mark.usefixtures("hooks_isolated")
 
 
 # -- the schedule, pure -----------------------------------------------------------------------
@@ -151,20 +142,29 @@ def trace_steps(path: Path) -> list[int]:
     return sorted(int(m.group(1)) for n in names if (m := re.fullmatch(r"ProfilerStep#(\d+)", n)))
 
 
-def test_session_windows_carry_the_session_step_numbers(tmp_path: Path) -> None:
+def traced_run(
+    name: str, tmp_path: Path, schedule: ProfileSchedule, steps: int
+) -> tuple[RecordingSink, str]:
+    """``steps`` steps of a session that traces on ``schedule`` alone (no slow-step windows, no
+    analysis): what its sink was given, and its run id."""
     sink = RecordingSink()
-    schedule = ProfileSchedule(wait=3, warmup=1, active=2, repeat=2, skip_first=1)
     with profiler_hooks.profile_steps(
-        "windows",
+        name,
         sink=sink,
         trace_dir=tmp_path,
         schedule=schedule,
         analysis="off",
         slow_step_trigger=False,
     ) as session:
-        train(16, session.step)
+        train(steps, session.step)
+    return sink, session.run_id
 
-    windows = [value for name, value in sink.calls if name == "save_window"]
+
+def test_session_windows_carry_the_session_step_numbers(tmp_path: Path) -> None:
+    schedule = ProfileSchedule(wait=3, warmup=1, active=2, repeat=2, skip_first=1)
+    sink, run_id = traced_run("windows", tmp_path, schedule, 16)
+
+    windows = sink.windows
     assert [(w.first_step, w.last_step, w.trigger, w.status) for w in windows] == [
         (5, 6, "schedule", "recording"),
         (11, 12, "schedule", "recording"),
@@ -173,7 +173,7 @@ def test_session_windows_carry_the_session_step_numbers(tmp_path: Path) -> None:
     for window in windows:
         path = Path(window.trace_path)
         assert path.name == f"window-{window.first_step}-{window.last_step}.pt.trace.json.gz"
-        assert path.parent == tmp_path / session.run_id
+        assert path.parent == tmp_path / run_id
         assert set(trace_steps(path)) >= {window.first_step, window.last_step}
 
 
@@ -187,25 +187,16 @@ def test_a_slow_step_starts_an_extra_window_at_the_next_step(tmp_path: Path) -> 
     with StepSession(config, sink=sink, clock=clock) as session:
         train(30, session.step, clock=clock, slow_at=24)
 
-    (window,) = [value for name, value in sink.calls if name == "save_window"]
+    (window,) = sink.windows
     assert (window.first_step, window.last_step, window.trigger) == (26, 27, "slow_step")
     durations = {step.step: step.duration_us for step in sink.steps}
     assert durations[24] == 300_000 and durations[23] == 10_000
 
 
 def test_closing_inside_a_window_keeps_the_traced_steps_that_ended(tmp_path: Path) -> None:
-    sink = RecordingSink()
     schedule = ProfileSchedule(wait=0, warmup=1, active=10, repeat=1, skip_first=2)
-    with profiler_hooks.profile_steps(
-        "cut",
-        sink=sink,
-        trace_dir=tmp_path,
-        schedule=schedule,
-        analysis="off",
-        slow_step_trigger=False,
-    ) as session:
-        train(6, session.step)
-    (window,) = [value for name, value in sink.calls if name == "save_window"]
+    sink, _ = traced_run("cut", tmp_path, schedule, 6)
+    (window,) = sink.windows
     assert (window.first_step, window.last_step) == (3, 5)
     assert Path(window.trace_path).exists()
     assert not torch.autograd.profiler._is_profiler_enabled
@@ -230,7 +221,7 @@ def test_trace_handler_saves_and_analyses_a_users_profiler_cycles(tmp_path: Path
 
     names = sink.names()
     assert names[0] == "start_run" and names.count("end_run") == 1
-    windows = [value for name, value in sink.calls if name == "save_window"]
+    windows = sink.windows
     assert [(w.first_step, w.last_step, w.trigger) for w in windows] == [
         (2, 3, "manual"),
         (6, 7, "manual"),
@@ -254,7 +245,7 @@ def test_trace_handler_inside_a_session_joins_its_run(tmp_path: Path) -> None:
         ) as prof,
     ):
         train(4, lambda: (prof.step(), session.step()))
-    (window,) = [value for name, value in sink.calls if name == "save_window"]
+    (window,) = sink.windows
     assert window.run_id == session.run_id and (window.first_step, window.last_step) == (2, 2)
     assert [name for name in sink.names() if name == "start_run"] == ["start_run"]
 

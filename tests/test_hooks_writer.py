@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -31,6 +29,7 @@ from profiler_hooks.sink import (
 )
 from profiler_hooks.step_timer import RawStep, WallClock, step_record
 from profiler_hooks.writer import BackgroundWriter
+from tests.helpers import ManualClock, dead_pid
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 CLOCK = WallClock(T0.timestamp(), 0)
@@ -79,6 +78,10 @@ class RecordingSink:
     def steps(self) -> list[StepRecord]:
         return [step for name, batch in self.calls if name == "write_steps" for step in batch]
 
+    @property
+    def windows(self) -> list[WindowRecord]:
+        return [value for name, value in self.calls if name == "save_window"]
+
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
 
@@ -103,6 +106,20 @@ def make_writer(sink: RecordingSink, tmp_path: Path, **options: Any) -> Backgrou
     )
 
 
+def started_writer(
+    sink: RecordingSink, tmp_path: Path, steps: int, *, start_run: bool = True, **options: Any
+) -> BackgroundWriter:
+    """A writer given the run's start (unless not ``start_run``), started, then given steps
+    ``0 .. steps - 1``: where most tests begin."""
+    writer = make_writer(sink, tmp_path, **options)
+    if start_run:
+        writer.submit(StartRun(RUN))
+    writer.start()
+    for step in range(steps):
+        writer.add_step(raw(step))
+    return writer
+
+
 @pytest.fixture
 def sink() -> RecordingSink:
     return RecordingSink()
@@ -111,11 +128,7 @@ def sink() -> RecordingSink:
 def test_steps_become_records_written_in_order_after_the_run(
     sink: RecordingSink, tmp_path: Path
 ) -> None:
-    writer = make_writer(sink, tmp_path, flush_steps=3)
-    writer.submit(StartRun(RUN))
-    writer.start()
-    for step in range(10):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 10, flush_steps=3)
     writer.submit(EndRun(RUN.run_id, T0, "finished"))
     writer.close(timeout_s=10)
 
@@ -132,11 +145,7 @@ def test_an_outage_keeps_records_and_retries_until_the_store_answers(
     sink: RecordingSink, tmp_path: Path
 ) -> None:
     sink.down = True
-    writer = make_writer(sink, tmp_path)
-    writer.submit(StartRun(RUN))
-    writer.start()
-    for step in range(5):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 5)
     while writer.stats().write_errors < 3:  # retried, with back-off
         threading.Event().wait(0.01)
     assert writer.stats().pending == 5
@@ -152,11 +161,7 @@ def test_beyond_capacity_the_oldest_go_to_the_spool_and_come_back_first(
     sink: RecordingSink, tmp_path: Path
 ) -> None:
     sink.down = True
-    writer = make_writer(sink, tmp_path, capacity_steps=4, flush_steps=2)
-    writer.submit(StartRun(RUN))
-    writer.start()
-    for step in range(12):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 12, capacity_steps=4, flush_steps=2)
     while writer.stats().spooled < 6:
         threading.Event().wait(0.01)
     sink.down = False
@@ -173,11 +178,7 @@ def test_at_close_a_store_still_down_gets_everything_spooled(
     sink: RecordingSink, tmp_path: Path
 ) -> None:
     sink.down = True
-    writer = make_writer(sink, tmp_path)
-    writer.submit(StartRun(RUN))
-    writer.start()
-    for step in range(7):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 7)
     writer.submit(EndRun(RUN.run_id, T0, "finished"))
     writer.close(timeout_s=5)
 
@@ -192,11 +193,7 @@ def test_a_later_writer_replays_a_spool_left_by_an_ended_session(
     sink: RecordingSink, tmp_path: Path
 ) -> None:
     sink.down = True
-    first = make_writer(sink, tmp_path)
-    first.submit(StartRun(RUN))
-    first.start()
-    for step in range(3):
-        first.add_step(raw(step))
+    first = started_writer(sink, tmp_path, 3)
     first.close(timeout_s=5)
 
     sink.down = False
@@ -213,10 +210,7 @@ def test_a_spool_that_cannot_be_written_drops_and_counts(
 ) -> None:
     sink.down = True
     (tmp_path / "spool").write_text("a file where the spool folder should be")
-    writer = make_writer(sink, tmp_path)
-    writer.start()
-    for step in range(4):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 4, start_run=False)
     writer.close(timeout_s=5)
     stats = writer.stats()
     assert (stats.dropped, stats.spooled, stats.pending) == (4, 0, 0)
@@ -225,10 +219,7 @@ def test_a_spool_that_cannot_be_written_drops_and_counts(
 def test_a_full_spool_drops_the_rest(sink: RecordingSink, tmp_path: Path) -> None:
     sink.down = True
     line = len("".join(f"{x}" for x in HOOK_ITEMS.encode(step_record(raw(0), RUN.run_id, CLOCK))))
-    writer = make_writer(sink, tmp_path, max_bytes=3 * line)
-    writer.start()
-    for step in range(10):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 10, start_run=False, max_bytes=3 * line)
     writer.close(timeout_s=5)
     stats = writer.stats()
     assert stats.spooled > 0 and stats.dropped > 0
@@ -251,11 +242,7 @@ def test_a_record_the_sink_refuses_is_dropped_and_the_rest_written(
 
 def test_close_returns_and_spools_when_the_store_hangs(sink: RecordingSink, tmp_path: Path) -> None:
     sink.gate = threading.Event()
-    writer = make_writer(sink, tmp_path)
-    writer.submit(StartRun(RUN))
-    writer.start()
-    for step in range(3):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 3)
     writer.close(timeout_s=0.2)
     sink.gate.set()
     assert writer.stats().spooled == 3
@@ -265,11 +252,7 @@ def test_a_late_answer_of_a_hung_store_changes_no_counter_and_raises_nothing(
     sink: RecordingSink, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink.gate = threading.Event()
-    writer = make_writer(sink, tmp_path)
-    writer.submit(StartRun(RUN))
-    writer.start()
-    for step in range(3):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 3)
     writer.close(timeout_s=0.2)
     before = writer.stats()
     sink.gate.set()  # the hung call returns after the spool took everything
@@ -281,23 +264,12 @@ def test_a_late_answer_of_a_hung_store_changes_no_counter_and_raises_nothing(
     assert '"k":"run"' in spool_file.read_text().splitlines()[0]  # in flight, spooled first
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_during_an_outage_steps_go_to_the_spool_after_spool_after_s(
     sink: RecordingSink, tmp_path: Path
 ) -> None:
     clock = ManualClock()
     sink.down = True
-    writer = make_writer(sink, tmp_path, clock=clock, spool_after_s=5.0)
-    writer.start()
-    for step in range(5):
-        writer.add_step(raw(step))
+    writer = started_writer(sink, tmp_path, 5, start_run=False, clock=clock, spool_after_s=5.0)
     while writer.stats().write_errors < 1:
         threading.Event().wait(0.01)
     assert writer.stats().pending == 5  # a short outage costs no disk write
@@ -335,10 +307,7 @@ def test_operations_spooled_without_steps_are_replayed_in_the_same_session(
 
 def test_a_spool_meant_for_another_store_is_left_alone(sink: RecordingSink, tmp_path: Path) -> None:
     sink.down = True
-    first = make_writer(sink, tmp_path, store_url="sqlite:///a.db")
-    first.submit(StartRun(RUN))
-    first.start()
-    first.add_step(raw(0))
+    first = started_writer(sink, tmp_path, 1, store_url="sqlite:///a.db")
     first.close(timeout_s=5)
 
     sink.down = False
@@ -359,7 +328,7 @@ def test_a_spool_written_before_spools_were_keyed_is_replayed(
 ) -> None:
     folder = tmp_path / "spool"
     folder.mkdir()
-    old = folder / str(SpoolName("r" * 32, None, HOST, dead_process()))
+    old = folder / str(SpoolName("r" * 32, None, HOST, dead_pid()))
     step = step_record(raw(0), RUN.run_id, CLOCK)
     old.write_text(encode_line(StartRun(RUN)) + encode_line(step))
     writer = make_writer(sink, tmp_path, store_url="sqlite:///a.db")
@@ -367,16 +336,6 @@ def test_a_spool_written_before_spools_were_keyed_is_replayed(
     writer.close(timeout_s=10)
     assert sink.names() == ["start_run", "write_steps"] and sink.steps == [step]
     assert not old.exists()
-
-
-def dead_process() -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(out.stdout)
 
 
 def test_spool_rows_round_trip_every_kind_of_item() -> None:
@@ -428,13 +387,7 @@ def test_only_spools_of_writers_that_are_gone_are_claimed(tmp_path: Path) -> Non
     ended = hook_spool(folder, "ended")
     ended.append([EndRun("ended", T0, "finished")])
     ended.release()
-    dead_pid = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    gone = folder / f"gone.{HOST}.{dead_pid}.jsonl"
+    gone = folder / f"gone.{HOST}.{dead_pid()}.jsonl"
     gone.write_text(encode_line(EndRun("gone", T0, "finished")))
 
     claimed = [mine.claim(), mine.claim(), mine.claim()]

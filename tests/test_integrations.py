@@ -7,7 +7,6 @@ import inspect
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -18,38 +17,32 @@ import torch
 import transformers
 
 from monitor.core.errors import ConfigError
+from monitor.core.run_records import RunInfo
 from monitor.store import Store
 from profiler_hooks import ProfileSchedule
 from profiler_hooks.integrations.lightning import GpulensCallback, infer_batch_size
 from profiler_hooks.integrations.transformers import GpulensTrainerCallback
+from tests.helpers import modules_imported_by
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 4
 
 
-@pytest.fixture(autouse=True)
-def _no_gpulens_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "GPULENS_DB",
-        "GPULENS_DISABLE",
-        "GPULENS_PROFILE",
-        "GPULENS_PROFILE_SCHEDULE",
-        "GPULENS_TRACE_DIR",
-        "GPULENS_RUN_NAME",
-    ):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("hooks_isolated")
+
+
+def the_run(store: Store) -> RunInfo:
+    """The one run in ``store``, in full (its config, rank and world size)."""
+    (run,) = store.runs()
+    info = store.run(run.run_id)
+    assert info is not None
+    return info
 
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
+    """SQLite only (the conftest's ``store`` opens it): the callbacks' own tests."""
     return "sqlite:///" + str(tmp_path / "g.db")
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    yield opened
-    opened.close()
 
 
 # --- Lightning -------------------------------------------------------------------------------
@@ -98,15 +91,13 @@ def test_lightning_records_every_batch(tmp_path: Path, db_url: str, store: Store
     callback = GpulensCallback(run_name="lightning-tiny", db=db_url, profile=False)
     lightning_trainer(tmp_path, callback).fit(TinyModule())
 
-    (run,) = store.runs()
-    info = store.run(run.run_id)
-    assert info is not None
+    info = the_run(store)
     assert info.name == "lightning-tiny"
     assert info.status == "finished"
     assert info.config["framework"] == "lightning"
     assert info.rank == 0
     assert info.world_size == 1
-    steps = store.steps(run.run_id)
+    steps = store.steps(info.run_id)
     assert len(steps) == 20
     assert all(s.duration_us > 0 for s in steps)
     assert [s.samples for s in steps] == [BATCH] * 20
@@ -134,11 +125,9 @@ def test_lightning_failure_marks_the_run_failed(tmp_path: Path, db_url: str, sto
     with pytest.raises(RuntimeError, match="boom in training_step"):
         lightning_trainer(tmp_path, callback).fit(TinyModule(fail_at_batch=5))
 
-    (run,) = store.runs()
-    info = store.run(run.run_id)
-    assert info is not None
+    info = the_run(store)
     assert info.status == "failed"
-    assert len(store.steps(run.run_id)) == 5
+    assert len(store.steps(info.run_id)) == 5
 
 
 def test_lightning_profiler_window(tmp_path: Path, db_url: str, store: Store) -> None:
@@ -241,13 +230,11 @@ def test_transformers_records_every_optimizer_step(
     callback = GpulensTrainerCallback(run_name="gpt2-tiny", db=db_url, profile=False)
     hf_trainer(tmp_path, callback).train()
 
-    (run,) = store.runs()
-    info = store.run(run.run_id)
-    assert info is not None
+    info = the_run(store)
     assert info.name == "gpt2-tiny"
     assert info.status == "finished"
     assert info.config["framework"] == "transformers"
-    steps = store.steps(run.run_id)
+    steps = store.steps(info.run_id)
     assert len(steps) == 10
     assert all(s.duration_us > 0 for s in steps)
     assert {s.samples for s in steps} == {2}
@@ -326,25 +313,15 @@ def test_transformers_run_left_open_by_an_exception_is_closed_at_exit(
     assert "data ran out" in result.stderr
 
     with closing(Store.open(db_url)) as store:
-        (run,) = store.runs()
-        info = store.run(run.run_id)
-        assert info is not None
+        info = the_run(store)
         assert info.status == status
         # 6 rows make 3 batches, but the loader reads one batch ahead, so 2 steps ended
-        assert len(store.steps(run.run_id)) == 2
+        assert len(store.steps(info.run_id)) == 2
 
 
 def test_importing_the_package_imports_no_framework() -> None:
-    code = (
-        "import sys\n"
-        "import profiler_hooks, profiler_hooks.integrations\n"
-        "heavy = sorted(m for m in ('torch', 'lightning', 'transformers') if m in sys.modules)\n"
-        "print(','.join(heavy))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert result.stdout.strip() == ""
+    code = "import profiler_hooks, profiler_hooks.integrations"
+    assert modules_imported_by(code, ("torch", "lightning", "transformers")) == []
 
 
 # --- both callbacks ---------------------------------------------------------------------------

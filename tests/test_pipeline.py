@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,11 +14,12 @@ from typing import Any
 import pytest
 
 from monitor.core.errors import StoreUnavailable
-from monitor.pipeline import Counters, Pipeline, Spool, store_key
+from monitor.pipeline import Counters, OneRowPerItem, Pipeline, Spool, store_key
 from monitor.pipeline.spool_names import HOST, SpoolName, store_identity
+from tests.helpers import ManualClock, dead_pid
 
 
-class Ints:
+class Ints(OneRowPerItem[int]):
     """A codec of plain numbers: one row and one unit each."""
 
     family = "ints"
@@ -33,25 +32,8 @@ class Ints:
             raise ValueError("no number")
         return int(row["n"])
 
-    def units(self, items: Sequence[int]) -> int:
-        return len(items)
-
-    def row_units(self, row: Mapping[str, Any]) -> int:
-        return 1
-
-    def batch_length(self, head: Sequence[int], limit: int) -> int:
-        return min(len(head), limit)
-
 
 INTS = Ints()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Sink:
@@ -85,14 +67,14 @@ def exact(c: Counters) -> bool:
     )
 
 
-def make(tmp_path: Path, clock: Clock, **options: Any) -> Pipeline[int]:
+def make(tmp_path: Path, clock: ManualClock, **options: Any) -> Pipeline[int]:
     spool = Spool(tmp_path / "own.jsonl", INTS, max_bytes=options.pop("max_bytes", 10**6))
     return Pipeline(spool, clock=clock, **options)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(100.0)
 
 
 def test_after_a_failure_the_pipeline_backs_off_exponentially(tmp_path, clock) -> None:
@@ -283,17 +265,6 @@ def test_the_store_key_names_the_database_not_the_spelling(tmp_path, monkeypatch
     assert len({store_key("gpu", url) for url in others}) == len(others)
     assert store_key("gpu", same[0]) != store_key("hooks", same[0])
     assert "secret" not in store_identity(same[0])
-
-
-def dead_pid() -> int:
-    """The pid of a process that has ended."""
-    out = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(out.stdout)
 
 
 def left_file(folder: Path, stem: str, key: str | None, numbers: list[int]) -> Path:

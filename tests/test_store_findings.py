@@ -62,18 +62,8 @@ def by_rule(stored: list[StoredFinding]) -> list[str]:
 # -- migration -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_upgrading_from_0002_keeps_the_steps_and_adds_pre_forward_us(
-    backend: str, request: pytest.FixtureRequest, tmp_path
-) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = create_store_engine(url)
+def test_upgrading_from_0002_keeps_the_steps_and_adds_pre_forward_us(db_url: str) -> None:
+    engine = create_store_engine(db_url)  # the empty database: the test migrates it
     try:
         migrate.upgrade(engine, "0002")
         assert "findings" not in inspect(engine).get_table_names()

@@ -372,18 +372,8 @@ def test_runs_on_a_gpu_are_those_overlapping_the_range(store: Store) -> None:
     assert on("GPU-a", 100, 200) == []
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_upgrading_from_0001_keeps_the_collector_data(
-    backend: str, request: pytest.FixtureRequest, tmp_path
-) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = create_store_engine(url)
+def test_upgrading_from_0001_keeps_the_collector_data(db_url: str) -> None:
+    engine = create_store_engine(db_url)  # the empty database: the test migrates it
     try:
         migrate.upgrade(engine, "0001")
         old = Store(engine)

@@ -22,7 +22,7 @@ from dashboard.context import PageContext
 from dashboard.figures import breakdown_delta_figure, distribution_figure
 from dashboard.findings_view import TIMES, findings_list
 from dashboard.format import duration_us_text, percent_text
-from dashboard.pages.run_tables import numeric_column, table
+from dashboard.pages.run_tables import numeric_column, table_or_note
 from monitor.core.advisor.compare_report import (
     Comparison,
     FindingCheck,
@@ -176,23 +176,21 @@ def comparison_result(
                 "A or B has no profiled steps: the breakdown needs an analyzed window of each"
             ),
             html.H2(f"Kernel changes per profiled step (top {KERNELS_SHOWN})"),
-            table(
+            table_or_note(
                 ids.COMPARE_KERNELS,
                 KERNEL_COLUMNS,
                 kernel_delta_rows(comparison.kernels),
+                "no kernel changes: no analyzed window in A or B, or the same kernels",
                 page_size=KERNELS_SHOWN,
-            )
-            if comparison.kernels
-            else _note("no kernel changes: no analyzed window in A or B, or the same kernels"),
+            ),
             html.H2("Findings of A, checked against B"),
-            table(
+            table_or_note(
                 ids.COMPARE_FINDINGS,
                 CHECK_COLUMNS,
                 check_rows(comparison.findings),
+                "the advisor had no finding for A",
                 page_size=KERNELS_SHOWN,
-            )
-            if comparison.findings
-            else _note("the advisor had no finding for A"),
+            ),
             html.H2("New in B"),
             *findings_list(comparison.new_findings, empty="B has no finding A did not have"),
         ]

@@ -14,6 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.context import PageContext
+from dashboard.controls import search_box
 from dashboard.format import (
     bytes_text,
     celsius_text,
@@ -55,13 +56,8 @@ def layout(ctx: PageContext, params: Mapping[str, str]) -> html.Div:
                         value=params.get("sort", "host"),
                         clearable=False,
                     ),
-                    dcc.Input(
-                        id=ids.FLEET_FILTER,
-                        type="search",
-                        placeholder="filter: host, GPU, process",
-                        value=params.get("filter", ""),
-                        debounce=True,
-                        maxLength=100,
+                    search_box(
+                        ids.FLEET_FILTER, "filter: host, GPU, process", params.get("filter", "")
                     ),
                 ],
             ),

@@ -78,12 +78,18 @@ def table(
     )
 
 
+def table_or_note(
+    table_id: str, columns: Sequence[Any], rows: Sequence[Any], empty: str, *, page_size: int = 25
+) -> Any:
+    """:func:`table` of ``rows``, or where there is none the note ``empty``, under the same id."""
+    if not rows:
+        return empty_note(table_id, empty)
+    return table(table_id, columns, rows, page_size=page_size)
+
+
 def kernel_table(kernels: Sequence[KernelStat]) -> Any:
-    if not kernels:
-        return empty_note(
-            ids.RUN_KERNELS, f"no kernels: {NO_WINDOW}; a CPU-only trace has no GPU kernels"
-        )
-    return table(ids.RUN_KERNELS, KERNEL_COLUMNS, kernel_rows(kernels))
+    empty = f"no kernels: {NO_WINDOW}; a CPU-only trace has no GPU kernels"
+    return table_or_note(ids.RUN_KERNELS, KERNEL_COLUMNS, kernel_rows(kernels), empty)
 
 
 COPY_COLUMNS: list[dict[str, Any]] = [
@@ -143,11 +149,11 @@ def copy_tables(traces: Sequence[RankAnalysis]) -> list[Any]:
     copies, syncs = copy_rows(traces), sync_rows(traces)
     return [
         html.H3("Memory copies"),
-        table(ids.RUN_COPIES, COPY_COLUMNS, copies)
-        if copies
-        else empty_note(ids.RUN_COPIES, "no memory copies in the analyzed windows"),
+        table_or_note(
+            ids.RUN_COPIES, COPY_COLUMNS, copies, "no memory copies in the analyzed windows"
+        ),
         html.H3("Synchronizing calls"),
-        table(ids.RUN_SYNCS, SYNC_COLUMNS, syncs)
-        if syncs
-        else empty_note(ids.RUN_SYNCS, "no synchronizing calls in the analyzed windows"),
+        table_or_note(
+            ids.RUN_SYNCS, SYNC_COLUMNS, syncs, "no synchronizing calls in the analyzed windows"
+        ),
     ]

@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.context import PageContext
+from dashboard.controls import search_box
 from dashboard.format import duration_us_text, percent_text
 from monitor.core.advisor.findings import Finding, importance
 from monitor.core.errors import StoreError
@@ -35,22 +36,8 @@ def layout(ctx: PageContext, params: Mapping[str, str]) -> html.Div:
 
 def _filters(name: str, host: str, status: str) -> list[Any]:
     return [
-        dcc.Input(
-            id=ids.RUNS_NAME,
-            type="search",
-            placeholder="name contains",
-            value=name,
-            debounce=True,
-            maxLength=100,
-        ),
-        dcc.Input(
-            id=ids.RUNS_HOST,
-            type="search",
-            placeholder="host",
-            value=host,
-            debounce=True,
-            maxLength=100,
-        ),
+        search_box(ids.RUNS_NAME, "name contains", name),
+        search_box(ids.RUNS_HOST, "host", host),
         dcc.Dropdown(
             id=ids.RUNS_STATUS,
             placeholder="any status",

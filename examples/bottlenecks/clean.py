@@ -22,10 +22,7 @@ CUDA = common.Sizes(batch=1024, features=1024, width=4096, depth=3)
 def main(argv: Sequence[str] | None = None) -> None:
     args = common.start_case("clean", __doc__, argv)
     sizes = common.pick_sizes(args, cpu=CPU, cuda=CUDA)
-    x, y = common.synthetic_classification(
-        sizes.batch * sizes.batches, (sizes.features,), sizes.classes
-    )
-    loader = common.ResidentBatches(x.to(args.device), y.to(args.device), sizes.batch)
+    loader = common.resident_features(sizes, args.device)
     model = common.model_for(sizes, args.device)
     with common.open_session(args, batch_size=sizes.batch) as session:
         session.watch_model(model)

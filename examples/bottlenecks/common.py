@@ -152,6 +152,18 @@ class ResidentBatches:
             yield self.x[start:end], self.y[start:end]
 
 
+def resident_features(
+    sizes: Sizes, device: torch.device, *, batch: int | None = None, seed: int = 0
+) -> ResidentBatches:
+    """:func:`synthetic_classification` of ``sizes`` (vectors of ``sizes.features``, enough for
+    ``sizes.batches`` batches) moved to ``device`` once, in batches of ``batch`` (default
+    ``sizes.batch``): the data of the cases whose input pipeline is not the point."""
+    x, y = synthetic_classification(
+        sizes.batch * sizes.batches, (sizes.features,), sizes.classes, seed=seed
+    )
+    return ResidentBatches(x.to(device), y.to(device), sizes.batch if batch is None else batch)
+
+
 def mlp(features: int, width: int, depth: int, classes: int) -> nn.Sequential:
     """``depth`` hidden Linear+ReLU layers of ``width``, then a classifier."""
     layers: list[nn.Module] = [nn.Flatten()]

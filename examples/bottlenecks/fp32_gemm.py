@@ -31,10 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.is_bottleneck:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.set_float32_matmul_precision("highest")
-    x, y = common.synthetic_classification(
-        sizes.batch * sizes.batches, (sizes.features,), sizes.classes
-    )
-    loader = common.ResidentBatches(x.to(args.device), y.to(args.device), sizes.batch)
+    loader = common.resident_features(sizes, args.device)
     model = common.model_for(sizes, args.device)
     precision: common.Precision = "fp32" if args.is_bottleneck else "bf16"
     with common.open_session(args, batch_size=sizes.batch) as session:

@@ -57,10 +57,7 @@ class ReadLossEveryHundredSteps:
 def main(argv: Sequence[str] | None = None) -> None:
     args = common.start_case("host_sync", __doc__, argv)
     sizes = common.pick_sizes(args, cpu=CPU, cuda=CUDA)
-    x, y = common.synthetic_classification(
-        sizes.batch * sizes.batches, (sizes.features,), sizes.classes
-    )
-    loader = common.ResidentBatches(x.to(args.device), y.to(args.device), sizes.batch)
+    loader = common.resident_features(sizes, args.device)
     model = common.model_for(sizes, args.device)
     read_loss = (
         ReadLossEveryStep(args.device)

@@ -28,11 +28,8 @@ CUDA = common.Sizes(batch=8192, features=1024, width=1024, depth=DEPTH, batches=
 def main(argv: Sequence[str] | None = None) -> None:
     args = common.start_case("launch_bound", __doc__, argv)
     sizes = common.pick_sizes(args, cpu=CPU, cuda=CUDA)
-    x, y = common.synthetic_classification(
-        sizes.batch * sizes.batches, (sizes.features,), sizes.classes
-    )
     batch = TINY_BATCH if args.is_bottleneck else sizes.batch
-    loader = common.ResidentBatches(x.to(args.device), y.to(args.device), batch)
+    loader = common.resident_features(sizes, args.device, batch=batch)
     model = common.model_for(sizes, args.device)
     with common.open_session(args, batch_size=batch) as session:
         result = common.train(session, model, loader, args)

@@ -51,11 +51,8 @@ def hold_memory(step_peak: int) -> torch.Tensor:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = common.start_case("memory_limit", __doc__, argv, needs_cuda=True)
-    x, y = common.synthetic_classification(
-        SIZES.batch * SIZES.batches, (SIZES.features,), SIZES.classes
-    )
-    x, y = x.to(args.device), y.to(args.device)
-    loader = common.ResidentBatches(x, y, SIZES.batch)
+    loader = common.resident_features(SIZES, args.device)
+    x, y = loader.x, loader.y
     model = common.model_for(SIZES, args.device)
     held = None
     if args.is_bottleneck:

@@ -86,10 +86,7 @@ def run_rank(rank: int, args: common.CaseArgs, port: int) -> None:
     dist.init_process_group(backend, rank=rank, world_size=WORLD_SIZE)
     try:
         sizes = common.pick_sizes(args, cpu=CPU, cuda=CUDA)
-        x, y = common.synthetic_classification(
-            sizes.batch * sizes.batches, (sizes.features,), sizes.classes, seed=rank
-        )
-        loader = common.ResidentBatches(x.to(device), y.to(device), sizes.batch)
+        loader = common.resident_features(sizes, device, seed=rank)
         device_ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(common.model_for(sizes, device), device_ids=device_ids)
         extra = ExtraWork(device) if args.is_bottleneck and rank == SLOW_RANK else None

@@ -10,19 +10,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from monitor.core.gpu_records import Record, record_from_dict, record_to_dict
-from monitor.pipeline import Pipeline, Spool, safe_name, store_key
+from monitor.pipeline import OneRowPerItem, Pipeline, Spool, safe_name, store_key
 
 log = logging.getLogger(__name__)
 
 SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
 
-class GpuRecordCodec:
+class GpuRecordCodec(OneRowPerItem[Record]):
     """Every record is one row and one counted unit; any records go to the store together."""
 
     family = "gpu"
@@ -32,15 +32,6 @@ class GpuRecordCodec:
 
     def decode(self, row: Mapping[str, Any]) -> Record:
         return record_from_dict(row)
-
-    def units(self, items: Sequence[Record]) -> int:
-        return len(items)
-
-    def row_units(self, row: Mapping[str, Any]) -> int:
-        return 1
-
-    def batch_length(self, head: Sequence[Record], limit: int) -> int:
-        return min(len(head), limit)
 
 
 GPU_RECORDS = GpuRecordCodec()

@@ -2,10 +2,12 @@
 
 The daemon (:mod:`monitor.collector.daemon`) calls these on a schedule; tests call them directly.
 A poll runs in its own daemon thread with a deadline: a hung NVML call marks the collection
-"stale since" the poll began and never blocks the other jobs or the shutdown. Records go to the
-store through the delivery pipeline (:mod:`monitor.pipeline`): kept in memory, spooled at the
-first failed flush, replayed exactly once; the final flush has a deadline, whatever the
-database does, and what it could not write is spooled.
+"stale since" the poll began and never blocks the other jobs or the shutdown. How a poll is
+waited for is an argument (:data:`PollWait`, by default :func:`join_poll`), so tests decide which
+poll hangs instead of racing a real deadline. Records go to the store through the delivery
+pipeline (:mod:`monitor.pipeline`): kept in memory, spooled at the first failed flush, replayed
+exactly once; the final flush has a deadline, whatever the database does, and what it could not
+write is spooled.
 """
 
 from __future__ import annotations
@@ -41,11 +43,25 @@ class JobSettings:
     retention_seconds: float = 3600.0
 
 
+PollWait = Callable[[threading.Thread, datetime, float], bool]
+"""``wait(thread, started, timeout_seconds)``: wait up to ``timeout_seconds`` for the poll running
+in ``thread`` (begun at ``started``) to end, and say whether it has."""
+
+
+def join_poll(thread: threading.Thread, started: datetime, timeout_seconds: float) -> bool:
+    """The production :data:`PollWait`: a thread join with the real deadline."""
+    thread.join(timeout_seconds)
+    return not thread.is_alive()
+
+
 class _Poll:
     """One poll running in a daemon thread (a hung driver call cannot hold the process)."""
 
-    def __init__(self, tick: Callable[[], list[Record]], started: datetime) -> None:
+    def __init__(
+        self, tick: Callable[[], list[Record]], started: datetime, wait_for: PollWait
+    ) -> None:
         self.started = started
+        self._wait_for = wait_for
         self.records: list[Record] | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(
@@ -59,13 +75,16 @@ class _Poll:
         except BaseException as exc:  # reported by the sample job, never lost silently
             self.error = exc
 
-    def wait(self, timeout: float) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+    def wait(self, timeout_seconds: float) -> bool:
+        return self._wait_for(self._thread, self.started, timeout_seconds)
 
 
 class Collector:
-    """State shared by the jobs of one collector process."""
+    """State shared by the jobs of one collector process.
+
+    ``wait_for_poll`` waits for a poll with its deadline (:func:`join_poll`, a thread join);
+    tests pass one that says which poll hangs.
+    """
 
     def __init__(
         self,
@@ -76,6 +95,7 @@ class Collector:
         settings: JobSettings | None = None,
         clock: Clock | None = None,
         version: str | None = None,
+        wait_for_poll: PollWait = join_poll,
     ) -> None:
         self.sampler = sampler
         self.pipeline = pipeline
@@ -85,6 +105,7 @@ class Collector:
         self._open_store = open_store
         self._store: Store | None = None
         self._store_down_logged = False
+        self._wait_for_poll = wait_for_poll
         self._poll: _Poll | None = None
         self.stale_since: datetime | None = None
         self.started_at = self.clock.wall()
@@ -119,7 +140,7 @@ class Collector:
                 self._mark_stale(self._poll.started)
                 return
             self._harvest()  # a poll that hung has returned: keep its records
-        self._poll = _Poll(self.sampler.tick, self.clock.wall())
+        self._poll = _Poll(self.sampler.tick, self.clock.wall(), self._wait_for_poll)
         if self._poll.wait(self.settings.poll_deadline_seconds):
             self._harvest()
         else:
@@ -326,4 +347,4 @@ class Collector:
         log.debug("store error", exc_info=exc)
 
 
-__all__ = ["Collector", "JobSettings"]
+__all__ = ["Collector", "JobSettings", "PollWait", "join_poll"]

@@ -6,7 +6,7 @@ see :mod:`monitor.pipeline.delivery` for the rules.
 
 from __future__ import annotations
 
-from monitor.pipeline.codec import Codec
+from monitor.pipeline.codec import Codec, OneRowPerItem
 from monitor.pipeline.delivery import Pipeline, Write
 from monitor.pipeline.outcome import Counters, Flush
 from monitor.pipeline.retry import RETRY_ON
@@ -19,6 +19,7 @@ __all__ = [
     "Codec",
     "Counters",
     "Flush",
+    "OneRowPerItem",
     "Pipeline",
     "Spool",
     "Write",

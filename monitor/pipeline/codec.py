@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 ItemT = TypeVar("ItemT")
 
@@ -46,9 +46,24 @@ class Codec(Protocol[ItemT]):
         ...
 
 
+class OneRowPerItem(Generic[ItemT]):
+    """The counting and batching of a codec whose every item is one row and one unit, and any
+    items of which go to the sink together: a codec adds ``family``, ``encode`` and
+    ``decode``."""
+
+    def units(self, items: Sequence[ItemT]) -> int:
+        return len(items)
+
+    def row_units(self, row: Mapping[str, Any]) -> int:
+        return 1
+
+    def batch_length(self, head: Sequence[ItemT], limit: int) -> int:
+        return min(len(head), limit)
+
+
 def json_line(row: Mapping[str, Any]) -> str:
     """One spool line. Values JSON cannot hold (a user's config object) are written as text."""
     return json.dumps(row, separators=(",", ":"), default=str) + "\n"
 
 
-__all__ = ["Codec", "ItemT", "json_line"]
+__all__ = ["Codec", "ItemT", "OneRowPerItem", "json_line"]

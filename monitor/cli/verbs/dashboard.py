@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -56,26 +56,24 @@ def register(verbs: Subparsers) -> None:
 
 def run_dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard on the store until interrupted (Ctrl-C or SIGTERM)."""
-    auth = checked_auth(args)
-    store = Store.open(resolve_url(args.db))
-    try:
-        with stopped_on_signal():
-            serve(store, args, auth, trace_roots(), what="dashboard")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        store.close()
-    return 0
+    return _serve_until_stopped(args, what="dashboard", with_collector=False)
 
 
 def run_up(args: argparse.Namespace) -> int:
     """Serve the dashboard with a collector child writing to the same store."""
+    return _serve_until_stopped(args, what="up", with_collector=True)
+
+
+def _serve_until_stopped(args: argparse.Namespace, *, what: str, with_collector: bool) -> int:
     auth = checked_auth(args)
     url = resolve_url(args.db)
-    store = Store.open(url)  # schema created or upgraded here, before the collector starts
+    store = Store.open(url)  # schema created or upgraded here, before a collector starts
+    collector: AbstractContextManager[object] = (
+        collector_process(url, args.simulate) if with_collector else nullcontext()
+    )
     try:
-        with stopped_on_signal(), collector_process(url, args.simulate):
-            serve(store, args, auth, trace_roots(), what="up")
+        with stopped_on_signal(), collector:
+            serve(store, args, auth, trace_roots(), what=what)
     except KeyboardInterrupt:
         pass
     finally:

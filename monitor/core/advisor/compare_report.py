@@ -12,8 +12,9 @@ delta is B minus A; durations are µs)::
       "difference_us": {"median_b_minus_a", "ci_low", "ci_high"},
       "breakdown": [{"category", "a_us", "b_us", "a_percent", "b_percent", "delta_us",
                      "delta_points"}],  # one per step-breakdown category; [] without traces
-      "kernels": [{"name", "category", "change", "a_us_per_step", "b_us_per_step", "delta_us",
-                   "a_calls_per_step", "b_calls_per_step", "tensor_core_a", "tensor_core_b"}],
+      "kernels": [{"name", "category", "change", "a_us_per_step", "b_us_per_step",
+                   "a_calls_per_step", "b_calls_per_step", "tensor_core_a", "tensor_core_b",
+                   "delta_us"}],
       "findings": [{"rule", "title", "severity", "predicted_time_fraction",
                     "predicted_max_speedup", "realized_speedup", "realized_ci": [low, high],
                     "fraction_in_b", "verdict", "reason"}],  # A's findings, most important first
@@ -31,11 +32,12 @@ delta is B minus A; durations are µs)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from monitor.core.advisor.findings import Finding, finding_to_json
 
+_V = TypeVar("_V")
 SpeedVerdict: TypeAlias = Literal["faster", "slower", "no significant change", "not enough data"]
 CheckVerdict: TypeAlias = Literal["verified", "refuted", "inconclusive"]
 KernelChange: TypeAlias = Literal["added", "removed", "changed"]
@@ -153,8 +155,8 @@ def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
     """The documented JSON form (see the module docstring); NaN becomes ``null``."""
     speedup, difference = comparison.speedup, comparison.difference
     return {
-        "a": _run_json(comparison.a),
-        "b": _run_json(comparison.b),
+        "a": _row_json(comparison.a),
+        "b": _row_json(comparison.b),
         "speedup": {
             "median_ratio": _number(speedup.median_ratio),
             "ci_low": _number(speedup.ci_low),
@@ -169,54 +171,18 @@ def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
             "ci_low": _number(difference.ci_low_us),
             "ci_high": _number(difference.ci_high_us),
         },
-        "breakdown": [_category_json(row) for row in comparison.breakdown],
-        "kernels": [_kernel_json(row) for row in comparison.kernels],
+        "breakdown": [_row_json(row, "delta_us", "delta_points") for row in comparison.breakdown],
+        "kernels": [_row_json(row, "delta_us") for row in comparison.kernels],
         "findings": [_check_json(check) for check in comparison.findings],
         "new_findings": [finding_to_json(item) for item in comparison.new_findings],
         "notes": list(comparison.notes),
     }
 
 
-def _run_json(stats: RunStats) -> dict[str, Any]:
-    return {
-        "run_id": stats.run_id,
-        "name": stats.name,
-        "steps": stats.steps,
-        "warmup_steps": stats.warmup_steps,
-        "sample": stats.sample,
-        "median_us": _number(stats.median_us),
-        "mean_us": _number(stats.mean_us),
-        "p90_us": _number(stats.p90_us),
-        "p99_us": _number(stats.p99_us),
-        "gpu_busy_percent": _number(stats.gpu_busy_percent),
-    }
-
-
-def _category_json(row: CategoryDelta) -> dict[str, Any]:
-    return {
-        "category": row.category,
-        "a_us": row.a_us,
-        "b_us": row.b_us,
-        "a_percent": row.a_percent,
-        "b_percent": row.b_percent,
-        "delta_us": row.delta_us,
-        "delta_points": row.delta_points,
-    }
-
-
-def _kernel_json(row: KernelDelta) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "category": row.category,
-        "change": row.change,
-        "a_us_per_step": row.a_us_per_step,
-        "b_us_per_step": row.b_us_per_step,
-        "delta_us": row.delta_us,
-        "a_calls_per_step": row.a_calls_per_step,
-        "b_calls_per_step": row.b_calls_per_step,
-        "tensor_core_a": row.tensor_core_a,
-        "tensor_core_b": row.tensor_core_b,
-    }
+def _row_json(row: RunStats | CategoryDelta | KernelDelta, *derived: str) -> dict[str, Any]:
+    """A result row's fields, then its ``derived`` properties (the deltas), keyed by name."""
+    names = [*(item.name for item in fields(row)), *derived]
+    return {name: _number(getattr(row, name)) for name in names}
 
 
 def _check_json(check: FindingCheck) -> dict[str, Any]:
@@ -234,9 +200,9 @@ def _check_json(check: FindingCheck) -> dict[str, Any]:
     }
 
 
-def _number(value: float | None) -> float | None:
+def _number(value: _V) -> _V | None:
     # JSON has no NaN: an unmeasured figure is null.
-    return None if value is None or math.isnan(value) else value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def render_comparison(comparison: Comparison) -> str:

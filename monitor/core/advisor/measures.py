@@ -8,8 +8,9 @@ records (every step of the run, warm-up excluded) and the profiler windows' step
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from monitor.core.advisor.evidence import RunEvidence
 from monitor.core.advisor.steps import StepSplit, mean, median, split_warmup
@@ -106,38 +107,30 @@ def _record_fraction(split: StepSplit, name: str) -> float | None:
     return math.fsum(getattr(step, name) for step in measured) / total
 
 
-def _merge_copies(items: Iterable[MemcpyStat]) -> tuple[MemcpyStat, ...]:
-    merged: dict[tuple[str, str], MemcpyStat] = {}
+_Stat = TypeVar("_Stat", MemcpyStat, SyncStat)
+
+
+def _merged(
+    items: Iterable[_Stat], key: Callable[[_Stat], tuple[str, str]], summed: tuple[str, ...]
+) -> tuple[_Stat, ...]:
+    """One item per ``key`` over every window, its ``summed`` fields added; most time first."""
+    merged: dict[tuple[str, str], _Stat] = {}
     for item in items:
-        key = (item.direction, item.memory)
-        old = merged.get(key)
-        merged[key] = (
+        old = merged.get(key(item))
+        merged[key(item)] = (
             item
             if old is None
-            else MemcpyStat(
-                item.direction,
-                item.memory,
-                old.count + item.count,
-                old.total_us + item.total_us,
-                old.total_bytes + item.total_bytes,
-            )
+            else replace(old, **{name: getattr(old, name) + getattr(item, name) for name in summed})
         )
-    return tuple(sorted(merged.values(), key=lambda copy: -copy.total_us))
+    return tuple(sorted(merged.values(), key=lambda stat: -stat.total_us))
+
+
+def _merge_copies(items: Iterable[MemcpyStat]) -> tuple[MemcpyStat, ...]:
+    return _merged(items, lambda c: (c.direction, c.memory), ("count", "total_us", "total_bytes"))
 
 
 def _merge_syncs(items: Iterable[SyncStat]) -> tuple[SyncStat, ...]:
-    merged: dict[tuple[str, str], SyncStat] = {}
-    for item in items:
-        key = (item.name, item.kind)
-        old = merged.get(key)
-        merged[key] = (
-            item
-            if old is None
-            else SyncStat(
-                item.name, item.kind, old.count + item.count, old.total_us + item.total_us
-            )
-        )
-    return tuple(sorted(merged.values(), key=lambda sync: -sync.total_us))
+    return _merged(items, lambda s: (s.name, s.kind), ("count", "total_us"))
 
 
 def _merge_launch(items: list[LaunchStats]) -> LaunchStats | None:

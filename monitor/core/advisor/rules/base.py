@@ -30,6 +30,16 @@ def grade(value: float, warning: float, critical: float) -> Severity | None:
     return None
 
 
+def grade_share(
+    share: float | None, thresholds: Thresholds, warning: str, critical: str
+) -> Severity | None:
+    """:func:`grade` of a share of step time against two ``*_percent`` thresholds, named;
+    ``None`` where the share was not measured."""
+    if share is None:
+        return None
+    return grade(share, thresholds.value(warning) / 100, thresholds.value(critical) / 100)
+
+
 def run_scope(evidence: RunEvidence, measures: Measures, **extra: object) -> Scope:
     """The run, its rank, and the steady steps the figures cover."""
     steady = measures.split.steady

@@ -5,8 +5,19 @@ from __future__ import annotations
 from monitor.core.advisor.evidence import RunEvidence
 from monitor.core.advisor.findings import Finding, Gain
 from monitor.core.advisor.measures import Measures
-from monitor.core.advisor.rules.base import confidence_for, grade, pct, run_scope, step_basis, us
+from monitor.core.advisor.rules.base import (
+    confidence_for,
+    grade_share,
+    pct,
+    run_scope,
+    step_basis,
+    us,
+)
 from monitor.core.advisor.thresholds import Thresholds
+
+# The (warning, critical) thresholds of each rule: a share of step time, in percent.
+_DATALOADER = ("input.dataloader_warning_percent", "input.dataloader_critical_percent")
+_PREPROCESSING = ("input.preprocess_warning_percent", "input.dataloader_critical_percent")
 
 
 def check_dataloader(
@@ -14,12 +25,8 @@ def check_dataloader(
 ) -> list[Finding]:
     """DataLoader wait over 5 % of step time (warning), over 20 % (critical)."""
     fraction = measures.dataloader_fraction
-    if fraction is None:
-        return []
-    warning = thresholds.value("input.dataloader_warning_percent") / 100
-    critical = thresholds.value("input.dataloader_critical_percent") / 100
-    severity = grade(fraction, warning, critical)
-    if severity is None:
+    severity = grade_share(fraction, thresholds, *_DATALOADER)
+    if fraction is None or severity is None:
         return []
     wait_us = fraction * measures.mean_step_us
     return [
@@ -48,9 +55,7 @@ def check_dataloader(
             ),
             confidence=confidence_for(measures),
             scope=run_scope(evidence, measures),
-            thresholds=thresholds.uses(
-                "input.dataloader_warning_percent", "input.dataloader_critical_percent"
-            ),
+            thresholds=thresholds.uses(*_DATALOADER),
         )
     ]
 
@@ -60,12 +65,8 @@ def check_preprocessing(
 ) -> list[Finding]:
     """Host work between a batch's arrival and the model's forward (``attach(model=)``)."""
     fraction = measures.pre_forward_fraction
-    if fraction is None:
-        return []
-    warning = thresholds.value("input.preprocess_warning_percent") / 100
-    critical = thresholds.value("input.dataloader_critical_percent") / 100
-    severity = grade(fraction, warning, critical)
-    if severity is None:
+    severity = grade_share(fraction, thresholds, *_PREPROCESSING)
+    if fraction is None or severity is None:
         return []
     return [
         Finding(
@@ -94,8 +95,6 @@ def check_preprocessing(
             ),
             confidence=confidence_for(measures),
             scope=run_scope(evidence, measures),
-            thresholds=thresholds.uses(
-                "input.preprocess_warning_percent", "input.dataloader_critical_percent"
-            ),
+            thresholds=thresholds.uses(*_PREPROCESSING),
         )
     ]
