@@ -39,6 +39,7 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.dev-installed
 	$(PY) bench/collector_cost.py
+	$(PY) bench/exporter_scrape.py
 	$(PY) bench/ingest.py
 	$(PY) bench/series_query.py
 	$(PY) bench/analyzer_vs_hta.py
