@@ -26,6 +26,7 @@ from dashboard.findings_view import (
 )
 from dashboard.pages import compare as compare_page
 from dashboard.pages import run as run_page
+from dashboard.pages.runs import runs_table
 from monitor.core.advisor.compare_report import FindingCheck
 from monitor.core.advisor.findings import Finding, Gain, Scope, ThresholdUse, Waste
 from monitor.core.analysis.results import (
@@ -480,3 +481,12 @@ def test_register_wires_the_compare_callback(store: Store) -> None:
     run_page.register(app, context(store))
     compare_page.register(app, context(store))
     assert any(ids.COMPARE_RESULT in key for key in app.callback_map)
+
+
+def test_the_runs_search_matches_underscores_and_percents_literally(store: Store) -> None:
+    for run_id, name in (("r-under", "lr_0.1"), ("r-any", "lrx0.1"), ("r-pct", "50%-data")):
+        seed_run(store, a_run(run_id, name), 12_000.0)
+    shown = repr(runs_table(context(store), "lr_0", "", ""))
+    assert "lr_0.1" in shown and "lrx0.1" not in shown
+    shown = repr(runs_table(context(store), "50%", "", ""))
+    assert "50%-data" in shown and "lr_0.1" not in shown

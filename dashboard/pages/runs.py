@@ -18,6 +18,7 @@ from monitor.core.advisor.findings import Finding, importance
 from monitor.core.errors import StoreError
 from monitor.core.run_records import RUN_STATUSES
 from monitor.core.run_views import RunSummary, StoredFinding
+from monitor.store.runs import contains_pattern
 
 COLUMNS = ("run", "status", "host", "rank", "started (UTC)", "duration", "steps", "mean step",
            "GPU busy", "top finding")  # fmt: skip
@@ -69,7 +70,9 @@ def filtered(ctx: PageContext, name: str | None, host: str | None, status: str |
 def runs_table(ctx: PageContext, name: str, host: str, status: str) -> Any:
     store = ctx.store
     runs = store.runs(
-        name_like=name.replace("%", r"\%") or None, host=host or None, status=status or None
+        name_like=contains_pattern(name) if name else None,
+        host=host or None,
+        status=status or None,
     )
     if not runs:
         if name or host or status:

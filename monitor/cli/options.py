@@ -8,6 +8,7 @@ collector's start path stays light.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TypeAlias
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -35,7 +36,7 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=8050, metavar="P", help="port to listen on (default 8050)"
+        "--port", type=port, default=8050, metavar="P", help="port to listen on (default 8050)"
     )
     parser.add_argument(
         "--insecure-no-auth",
@@ -45,11 +46,40 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The shortest sampling interval ``collect`` accepts. NVML answers a full poll of a GPU in a
+# few milliseconds, and the simulated source faster still, but every tick also costs a
+# scheduler wake-up and a buffer append per GPU: below 0.1 s the ticks overlap (APScheduler
+# skips them as "maximum number of running instances reached") and the store fills with
+# ~10^4 rows per GPU per minute that NVML's own ~100 ms counter refresh does not back.
+MIN_INTERVAL_SECONDS = 0.1
+
+
 def positive(text: str) -> float:
-    """An argument type: a number above 0."""
+    """An argument type: a finite number above 0."""
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def interval(text: str) -> float:
+    """An argument type: a sampling interval, finite and at least :data:`MIN_INTERVAL_SECONDS`."""
+    value = float(text)
+    if not math.isfinite(value) or value < MIN_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds, at least {MIN_INTERVAL_SECONDS:g}, got {text}"
+        )
+    return value
+
+
+def port(text: str) -> int:
+    """An argument type: a TCP port, 0..65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text}")
     return value
 
 

@@ -68,6 +68,7 @@ from monitor.collector.exporter_dcgm import (
     dcgm_help,
     dcgm_labels,
 )
+from monitor.core.errors import ConfigError
 from monitor.core.gpu_records import GpuInfo, GpuSample
 from monitor.core.metrics import METRICS, MetricSpec
 from monitor.core.throttle import CLOCK_EVENT_REASONS
@@ -392,11 +393,18 @@ def serve(
     ``registry`` defaults to prometheus_client's global one (which also carries the process
     and platform collectors); tests pass a fresh :class:`CollectorRegistry`. ``port=0`` picks a
     free port (see :attr:`ExporterServer.port`). Loopback only unless ``addr`` says otherwise.
+    A port that cannot be bound (in use, privileged) raises :class:`ConfigError`.
     """
     registry = REGISTRY if registry is None else registry
     registry.register(collector)
     try:
         server, thread = start_http_server(port, addr=addr, registry=registry)
+    except OSError as exc:  # in use, not an address of this host, a privileged port
+        registry.unregister(collector)
+        raise ConfigError(
+            f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}; "
+            "choose another port with --metrics-port (or address with --metrics-addr)"
+        ) from None
     except BaseException:
         registry.unregister(collector)
         raise

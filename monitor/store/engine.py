@@ -14,9 +14,15 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
-from monitor.core.errors import ConfigError, StoreUnavailable
+from monitor.core.errors import ConfigError, StoreError, StoreUnavailable
 
 # SQLite waits this long for another writer (a second collector, the dashboard) before
 # giving up; set before journal_mode, which itself needs the lock.
@@ -46,27 +52,32 @@ def describe_url(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
+URL_EXAMPLES = "examples: sqlite:///path/gpulens.db, postgresql+psycopg://user@host/db"
+
+
+def parse_url(url: str | URL, *, source: str = "--db / GPULENS_DB") -> URL:
+    """``url`` parsed; else :class:`ConfigError` naming ``source`` (a usage error)."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"{source}: not a database URL: {str(url)!r} ({URL_EXAMPLES})") from None
+
+
 def checked_url(url: str, *, source: str) -> str:
     """``url`` if SQLAlchemy can parse it; else :class:`ConfigError` naming ``source``."""
-    try:
-        make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            f"{source}: not a database URL: {url!r} (examples: sqlite:///path/gpulens.db, "
-            "postgresql+psycopg://user@host/db)"
-        ) from None
+    parse_url(url, source=source)
     return url
 
 
 def is_shared(url: str) -> bool:
     """Whether another process can open the same store (not an in-memory SQLite one)."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     return parsed.get_backend_name() != "sqlite" or parsed.database not in (None, "", ":memory:")
 
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (``None`` for other databases and in-memory SQLite)."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
     if parsed.database == ":memory:":
@@ -81,13 +92,7 @@ def create_store_engine(url: str) -> Engine:
     ``synchronous=NORMAL`` on every connection. Postgres (psycopg 3): a small pool with
     pre-ping (a restarted server costs one failed checkout, not a crash) and UTC sessions.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError(
-            f"not a database URL: {url!r} (examples: sqlite:///path/gpulens.db, "
-            "postgresql+psycopg://user@host/db)"
-        ) from exc
+    parsed = parse_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
@@ -102,7 +107,11 @@ def create_store_engine(url: str) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unusable_file(url.database, exc) from None
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -134,16 +143,52 @@ def translate_errors(engine: Engine) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
+        reason = _first_line(exc.orig)
+        if engine.dialect.name == "sqlite" and _is_permission_problem(reason):
+            raise StoreUnavailable(
+                f"no permission to write the SQLite database {engine.url.database} ({reason}): "
+                "the file and its folder (for the -wal and -shm files beside it) must be "
+                "writable by this user, or choose another with --db / GPULENS_DB"
+            ) from exc
         raise StoreUnavailable(
-            f"cannot use the database {describe_url(engine.url)}: {_first_line(exc.orig)}. "
+            f"cannot use the database {describe_url(engine.url)}: {reason}. "
             "Check that it is running and reachable, or choose another with --db / GPULENS_DB."
         ) from exc
+    except DatabaseError as exc:
+        if engine.dialect.name == "sqlite" and type(exc) is DatabaseError:
+            # sqlite3.DatabaseError itself: "file is not a database", "disk image is
+            # malformed"; no retry helps, so not StoreUnavailable (the collector stops).
+            raise StoreError(
+                f"{engine.url.database} is not a SQLite database ({_first_line(exc.orig)}): "
+                "point --db / GPULENS_DB at a gpulens database, or move that file away"
+            ) from exc
+        if exc.connection_invalidated:
+            raise StoreUnavailable(
+                f"lost the connection to {describe_url(engine.url)}: {_first_line(exc.orig)}"
+            ) from exc
+        raise
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreUnavailable(
                 f"lost the connection to {describe_url(engine.url)}: {_first_line(exc.orig)}"
             ) from exc
         raise
+
+
+def unusable_file(database: str, exc: OSError) -> StoreError:
+    """The error for a SQLite file (or a file beside it) that cannot be created or opened."""
+    return StoreError(
+        f"cannot create the SQLite database {database}: {exc.strerror or exc} "
+        f"({exc.filename or database}); choose a writable folder with --db / GPULENS_DB"
+    )
+
+
+# What SQLite says when the file or its folder is not writable by this user.
+_PERMISSION_REASONS = ("readonly database", "unable to open database file", "permission denied")
+
+
+def _is_permission_problem(reason: str) -> bool:
+    return any(part in reason.lower() for part in _PERMISSION_REASONS)
 
 
 def _first_line(error: BaseException | None) -> str:

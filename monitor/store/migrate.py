@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 import migrations
 from monitor.core.errors import SchemaOutOfDate
-from monitor.store.engine import describe_url, translate_errors
+from monitor.store.engine import describe_url, translate_errors, unusable_file
 
 # Any fixed 64-bit number: every collector that starts against the same Postgres database
 # takes this advisory lock, so ten collectors starting at once create the schema once.
@@ -61,7 +61,11 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.migrate-lock", "a+b") as handle:
+    try:
+        handle = open(f"{database}.migrate-lock", "a+b")  # noqa: SIM115  # closed below
+    except OSError as exc:
+        raise unusable_file(database, exc) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -113,6 +113,17 @@ def _run_info(row: Any) -> RunInfo:
     return RunInfo(**_run_values(row))
 
 
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(text: str) -> str:
+    """The LIKE pattern (for ``list_runs``' ``name_like``) of names containing ``text``
+    literally: its ``%``, ``_`` and the escape character match only themselves."""
+    for special in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, LIKE_ESCAPE + special)
+    return f"%{text}%"
+
+
 def list_runs(
     conn: Connection,
     *,
@@ -122,11 +133,12 @@ def list_runs(
     limit: int = 500,
 ) -> list[RunSummary]:
     """Runs newest first with their step and window figures. ``name_like`` is a
-    case-insensitive SQL LIKE pattern; without a ``%`` it matches anywhere in the name."""
+    case-insensitive SQL LIKE pattern (``\\`` escapes, as :func:`contains_pattern` writes);
+    without a ``%`` it matches anywhere in the name."""
     query = select(runs)
     if name_like is not None:
         pattern = name_like if "%" in name_like else f"%{name_like}%"
-        query = query.where(runs.c.name.ilike(pattern))
+        query = query.where(runs.c.name.ilike(pattern, escape=LIKE_ESCAPE))
     if host is not None:
         query = query.where(runs.c.host == host)
     if status is not None:

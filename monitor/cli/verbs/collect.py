@@ -7,7 +7,15 @@ import logging
 import socket
 from pathlib import Path
 
-from monitor.cli.options import Subparsers, add_db, gpu_count, positive
+from monitor.cli.options import (
+    MIN_INTERVAL_SECONDS,
+    Subparsers,
+    add_db,
+    gpu_count,
+    interval,
+    port,
+    positive,
+)
 from monitor.collector.daemon import DaemonOptions, run
 from monitor.collector.delivery import collector_pipeline, collector_spool
 from monitor.collector.jobs import Collector, JobSettings
@@ -30,10 +38,10 @@ def register(verbs: Subparsers) -> None:
     add_db(parser)
     parser.add_argument(
         "--interval",
-        type=positive,
+        type=interval,
         default=1.0,
         metavar="S",
-        help="seconds between samples (default 1)",
+        help=f"seconds between samples (default 1, at least {MIN_INTERVAL_SECONDS:g})",
     )
     parser.add_argument(
         "--simulate",
@@ -59,7 +67,7 @@ def register(verbs: Subparsers) -> None:
 def _add_exporter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         metavar="P",
         help="serve Prometheus metrics at http://ADDR:P/metrics",
     )

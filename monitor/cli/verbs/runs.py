@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from monitor.cli.options import Subparsers, add_db, add_json
+from monitor.core.run_records import RUN_STATUSES
 from monitor.store import Store
 from monitor.store.engine import resolve_url
+from monitor.store.runs import contains_pattern
 
 
 def register(verbs: Subparsers) -> None:
@@ -19,7 +21,12 @@ def register(verbs: Subparsers) -> None:
     add_db(parser)
     parser.add_argument("--name", metavar="TEXT", help="only runs whose name contains TEXT")
     parser.add_argument("--host", metavar="HOST", help="only runs on HOST")
-    parser.add_argument("--status", metavar="STATUS", help="only runs with this status")
+    parser.add_argument(
+        "--status",
+        choices=RUN_STATUSES,
+        metavar="STATUS",
+        help=f"only runs with this status ({', '.join(RUN_STATUSES)})",
+    )
     add_json(parser)
     parser.set_defaults(func=run_runs)
 
@@ -27,7 +34,8 @@ def register(verbs: Subparsers) -> None:
 def run_runs(args: argparse.Namespace) -> int:
     store = Store.open(resolve_url(args.db), upgrade=False)
     try:
-        runs = store.runs(name_like=args.name, host=args.host, status=args.status)
+        name_like = None if args.name is None else contains_pattern(args.name)
+        runs = store.runs(name_like=name_like, host=args.host, status=args.status)
     finally:
         store.close()
     rows = [_plain(dataclasses.asdict(run)) for run in runs]
