@@ -4,7 +4,6 @@ wrong and what to do, exit 2 for usage errors and 1 otherwise, never a traceback
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -105,19 +104,6 @@ def test_a_file_that_is_not_a_database_is_named(
 ) -> None:
     line = the_error(gpulens(tmp_path, *verb, "--db", not_a_database, timeout=60), 1)
     assert "notes.db" in line and "not a SQLite database" in line and "--db" in line
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files anyway")
-def test_a_read_only_database_is_a_permission_problem(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'g.db'}"
-    assert gpulens(tmp_path, "db", "upgrade", "--db", url).returncode == 0
-    (tmp_path / "g.db").chmod(0o444)
-    tmp_path.chmod(0o555)
-    try:
-        line = the_error(gpulens(tmp_path, "db", "upgrade", "--db", url), 1)
-    finally:
-        tmp_path.chmod(0o755)
-    assert "permission" in line and "g.db" in line
 
 
 def test_a_read_only_sqlite_error_says_permission_and_which_file(tmp_path: Path) -> None:

@@ -32,8 +32,11 @@ def analyze_path(
     :class:`~monitor.core.errors.TraceError` with one clear message for unreadable input.
     """
     files = find_trace_files(Path(path))
+    skipped: list[list[str]] = [[] for _ in files]
     analyses = [
-        analyze_file(file, default_rank=index, limits=limits, progress=progress)
+        analyze_file(
+            file, default_rank=index, limits=limits, progress=progress, skipped=skipped[index]
+        )
         for index, file in enumerate(files)
     ]
     ranks = [item.rank for item in analyses]
@@ -42,7 +45,12 @@ def analyze_path(
             f"{path}: several files claim the same rank ({sorted(ranks)}); analyze them one at "
             "a time, or keep one file per rank in the folder"
         )
-    return combine(analyses, notes=_notes(analyses))
+    notes = [
+        f"rank {item.rank}: {line}" if len(files) > 1 else line
+        for item, lines in zip(analyses, skipped, strict=True)
+        for line in lines
+    ]
+    return combine(analyses, notes=notes + _notes(analyses))
 
 
 def analyze_file(
@@ -51,8 +59,10 @@ def analyze_file(
     default_rank: int = 0,
     limits: TraceLimits | None = None,
     progress: Progress | None = None,
+    skipped: list[str] | None = None,
 ) -> RankAnalysis:
-    """One rank's analysis, reading the file once, streaming."""
+    """One rank's analysis, reading the file once, streaming; lines saying which events had bad
+    values and were skipped are appended to ``skipped`` (see :mod:`monitor.traces.reader`)."""
     table = EventTable()
     report = None
     if progress is not None:
@@ -62,7 +72,7 @@ def analyze_file(
             progress(name, done, size)
 
     metadata: Mapping[str, Any] = read_trace(
-        file, table.add, limits=limits or TraceLimits(), progress=report
+        file, table.add, limits=limits or TraceLimits(), progress=report, skipped=skipped
     )
     try:
         return analyze_rank(table, metadata, default_rank=default_rank, source=file.name)

@@ -14,13 +14,30 @@ digits, more than a float64 keeps.
 Hostile input: every problem is one :class:`~monitor.core.errors.TraceError` saying what is wrong,
 where (byte offset, event number) and what to do. The limits in :class:`TraceLimits` bound the
 file size, the gunzipped size (gzip bombs), the size of one event and its nesting depth.
+
+Bad values inside well-formed JSON are judged by the consumer: ``on_events`` may return the
+events of the batch it rejects, as ``(index in the batch, what is wrong, fatal)``. The rule the
+analyzer's :class:`~monitor.core.analysis.events.EventTable` applies:
+
+- one event with an unusable ``ts``/``dur`` (NaN, Infinity, null, a string, an object, a boolean,
+  out of range such as 1e300, 2**70 or 1e999999999), a missing ``ts``, a negative ``dur``,
+  ``args`` that are not an object, or a name that is not valid Unicode (a lone surrogate) is
+  **skipped and counted**: one bad event must not void a 1 GB trace. ``read_trace`` appends one
+  line per kind of problem to ``skipped`` ("skipped 3 events with a bad ts; the first: event 12
+  ("aten::mm") at byte 1,234 has a bad ts (NaN)");
+- a bad ``ProfilerStep#N`` (the step boundaries every per-step figure hangs on) is **fatal**:
+  one :class:`TraceError` naming the event, its byte offset and the value.
+
+Offsets are found again only for those events: the buffer keeps the text of the batch not yet
+handed over (one batch's worth more), so the reader rescans from the batch's first event to the
+one rejected.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any
@@ -40,6 +57,11 @@ __all__ = ["BATCH_EVENTS", "TraceLimits", "find_trace_files", "read_trace"]
 BATCH_EVENTS = 4096
 """Events per ``on_events`` call (the last batch may be shorter)."""
 
+Rejection = tuple[int, str, bool]
+"""An event ``on_events`` refuses: its index in the batch, what is wrong (a noun phrase such as
+``"a bad ts (NaN)"``), and whether it voids the trace (else it is skipped and counted)."""
+OnEvents = Callable[[list[dict[str, Any]]], Sequence[Rejection] | None]
+
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # The hot path between two events: the comma, and a look at the next event's opening brace.
 _NEXT_EVENT = re.compile(r"[ \t\n\r]*,[ \t\n\r]*(?=\{)")
@@ -53,15 +75,17 @@ _TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-
 _NUMBER_STARTS = frozenset("-0123456789")
 _BATCH_CHARS = 32 * 1024**2  # a batch of long events is handed over once it holds this much
 _MAX_METADATA_KEYS = 10_000  # Kineto writes a few dozen top-level keys
+_NAME_CHARS = 80  # of an event's name, in messages
 
 
 def read_trace(
     path: Path,
-    on_events: Callable[[list[dict[str, Any]]], None],
+    on_events: OnEvents,
     *,
     limits: TraceLimits = DEFAULT_LIMITS,
     progress: Callable[[int, int], None] | None = None,
     parse_float: Callable[[str], Any] = str,
+    skipped: list[str] | None = None,
 ) -> dict[str, Any]:
     """Stream the events of the trace at ``path`` to ``on_events``; return its other keys.
 
@@ -69,7 +93,9 @@ def read_trace(
     returned (keys after ``traceEvents`` are read last). ``progress(bytes_read, file_bytes)``
     follows the file on disk after each chunk. Integers stay ``int``; floats go through
     ``parse_float``. A bare array (Chrome's JSON array format) gives ``{}`` as metadata and, as
-    that format allows, may lack its closing ``]``. Raises :class:`TraceError` for bad input.
+    that format allows, may lack its closing ``]``. Raises :class:`TraceError` for bad input,
+    and for an event ``on_events`` rejects as fatal; the events it rejects otherwise are counted
+    in lines appended to ``skipped`` (see the module's docstring).
     """
     file_bytes = file_size(path, limits)
     try:
@@ -78,7 +104,11 @@ def read_trace(
         raise TraceError(f"{path} cannot be opened ({exc.strerror}): check it") from None
     with raw:
         text = TraceText(raw, path, file_bytes, limits, progress)
-        return _Parser(text, limits, parse_float, on_events).document()
+        parser = _Parser(text, limits, parse_float, on_events)
+        metadata = parser.document()
+    if skipped is not None:
+        skipped.extend(parser.skip_notes())
+    return metadata
 
 
 class _Parser:
@@ -89,7 +119,7 @@ class _Parser:
         text: TraceText,
         limits: TraceLimits,
         parse_float: Callable[[str], Any],
-        on_events: Callable[[list[dict[str, Any]]], None],
+        on_events: OnEvents,
     ) -> None:
         self._text, self._limits, self._on_events = text, limits, on_events
         # typeshed types the scanner's context as the scanner itself (a TODO there).
@@ -100,6 +130,9 @@ class _Parser:
         self._batch: list[dict[str, Any]] = []
         self._batch_chars = 0  # text of the batch's long events (short ones are bounded anyway)
         self._events_done = 0
+        self._batch_start = 0  # where the batch's first event starts in _buf
+        # Skipped events by kind of problem: [count, the first one's description].
+        self._skips: dict[str, list[Any]] = {}
         # Text this short can be neither too deep (depth D needs D+1 brackets on each side) nor
         # too big (a character is at most 4 UTF-8 bytes): most events skip the checks entirely.
         self._short_chars = min(2 * limits.max_depth + 1, limits.max_event_bytes // 4)
@@ -208,16 +241,20 @@ class _Parser:
         scan, next_event, short_chars = self._scan, _NEXT_EVENT.match, self._short_chars
         while True:
             buf, pos, batch = self._buf, self._pos, self._batch
+            if not batch:
+                self._batch_start = pos
             try:
                 while True:
                     event, end = scan(buf, pos)
                     if end - pos > short_chars:
                         batch = self._long_event(event, pos, end)
                     batch.append(event)
+                    found = next_event(buf, end)
                     if len(batch) >= BATCH_EVENTS:
                         self._flush()
                         batch = self._batch
-                    found = next_event(buf, end)
+                        if found is not None:
+                            self._batch_start = found.end()
                     if found is None:
                         self._pos = end
                         return
@@ -285,6 +322,7 @@ class _Parser:
             self._check_limits(event, start, end, self._event_where)
         if self._batch_chars > _BATCH_CHARS:  # long events: fewer per batch, memory bounded
             self._flush()
+            self._batch_start = start
         self._batch_chars += end - start
         return self._batch
 
@@ -312,9 +350,12 @@ class _Parser:
         Positions held across a call are stale afterwards, even when it returns False.
         """
         buf, pos = self._buf, self._pos
+        if self._batch:  # keep the batch's text: rejected events' offsets are found in it
+            pos = min(pos, self._batch_start)
         self._base += pos if buf.isascii() else _utf8_len(buf[:pos])
         self._chars_dropped += pos
-        self._buf, self._pos = buf[pos:], 0  # let the old buffer go before reading the next
+        self._batch_start -= pos
+        self._buf, self._pos = buf[pos:], self._pos - pos  # let the old buffer go first
         del buf
         text = None if self._eof else self._text.read()
         if text is None:
@@ -343,8 +384,43 @@ class _Parser:
         self._batch_chars = 0
         if self._batch:
             batch, self._batch = self._batch, []
+            first = self._events_done
             self._events_done += len(batch)
-            self._on_events(batch)
+            rejected = self._on_events(batch)
+            if rejected:
+                self._reject(batch, first, rejected)
+
+    def _reject(
+        self, batch: list[dict[str, Any]], first: int, rejected: Sequence[Rejection]
+    ) -> None:
+        """Raise for a fatal rejection; count the others, locating the first of each kind."""
+        starts = _EventStarts(self._scan, self._buf, self._batch_start)
+        for index, problem, fatal in sorted(rejected):
+            kind = problem.partition(" (")[0]
+            skip = self._skips.get(kind)
+            if skip is not None and not fatal:
+                skip[0] += 1
+                continue
+            where = (
+                f"event {first + index + 1:,} ({_name(batch[index])}) "
+                f"{self._at(starts.of(index))} has {problem}"
+            )
+            if fatal:
+                raise self._error(
+                    f"{where}: the step boundaries cannot be trusted; the file is corrupt, "
+                    "re-record it"
+                )
+            self._skips[kind] = [1, where]
+
+    def skip_notes(self) -> list[str]:
+        """One line per kind of problem among the events skipped."""
+        notes = []
+        for kind, (count, where) in self._skips.items():
+            if count == 1:
+                notes.append(f"skipped 1 event with {kind}: {where}")
+            else:
+                notes.append(f"skipped {count:,} events with {kind}; the first: {where}")
+        return notes
 
     def _event_where(self) -> str:
         return f"event {self._events_done + len(self._batch) + 1:,} of the event list"
@@ -372,6 +448,32 @@ class _Parser:
             f"{what} {self._at(self._pos)} nests deeper than {self._limits.max_depth} levels "
             "(TraceLimits.max_depth): the file is corrupt or hostile"
         )
+
+
+class _EventStarts:
+    """Where the events of a batch start in the text, found again by rescanning it."""
+
+    def __init__(self, scan: Any, buf: str, start: int) -> None:
+        self._scan, self._buf = scan, buf
+        self._starts = [start]
+
+    def of(self, index: int) -> int:
+        buf, starts, blank = self._buf, self._starts, _WHITESPACE.match
+        while len(starts) <= index:
+            _, end = self._scan(buf, starts[-1])
+            end = blank(buf, end).end()  # type: ignore[union-attr]
+            starts.append(blank(buf, end + 1).end())  # type: ignore[union-attr]
+        return starts[index]
+
+
+def _name(event: dict[str, Any]) -> str:
+    """An event's name for a message: printable whatever it holds (lone surrogates escaped)."""
+    name = event.get("name")
+    if not isinstance(name, str):
+        return "no name" if name is None else f"name {str(name)[:_NAME_CHARS]}"
+    if len(name) > _NAME_CHARS:
+        name = name[: _NAME_CHARS - 3] + "..."
+    return repr(name)  # repr escapes what cannot be printed, lone surrogates included
 
 
 def _kind(char: str) -> str:

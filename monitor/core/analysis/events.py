@@ -11,6 +11,10 @@ What the traces teach (see the README of the shared traces):
   ``tid`` values like ``"stream 7"``;
 - ``cuda_sync`` rows sit on GPU streams but are host waits, not GPU work;
 - GPU events need not have a CPU launch (no correlation partner): they are still GPU time.
+
+Bad values (the rule is in :mod:`monitor.traces.reader`'s docstring): :meth:`EventTable.add`
+keeps nothing of an event with an unusable ``ts``/``dur``/``args``/name or a negative ``dur``, and
+returns it as a :data:`Rejection` to skip and count; a bad ``ProfilerStep#N`` is returned as fatal.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import re
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 # GPU activity kinds (the ``gpu_kind`` column).
 COMPUTE, COMMUNICATION, MEMCPY, MEMSET, OTHER_KERNEL = 0, 1, 2, 3, 4
@@ -67,6 +71,12 @@ _LAUNCH_NAMES = ("LaunchKernel", "LaunchCooperativeKernel")
 # Host event roles (GPU events use negative codes: -1 - their kind).
 _CPU_OP, _STEP, _DATALOADER, _COMM_CPU, _IGNORED = 1, 2, 3, 4, 5
 _NAME_CACHE_LIMIT = 100_000
+# Times (ns) kept must fit the int64 columns with room for ts + dur: ±2**62 ns is ±146 years.
+_MAX_NS = 2**62
+_MIN_NS = -_MAX_NS
+_SHOWN_CHARS = 40  # of a bad value, in messages
+# What a bad value raises on the way to a column (ArithmeticError: decimal.Overflow, OverflowError).
+_BAD_VALUE = (LookupError, TypeError, ValueError, ArithmeticError, AttributeError, UnicodeError)
 _SYNC_NAMES = {
     "cudaDeviceSynchronize": "device",
     "cuCtxSynchronize": "context",
@@ -99,6 +109,15 @@ def sync_kind(name: str) -> str | None:
     return None
 
 
+class Rejection(NamedTuple):
+    """An event :meth:`EventTable.add` kept nothing of: its position in the batch, what is wrong
+    (``"a bad ts (NaN)"``), and whether the trace cannot be analyzed without it."""
+
+    position: int
+    problem: str
+    fatal: bool
+
+
 def to_ns(value: Any) -> int:
     """A trace time in µs (int, float, or a float's exact text) as integer nanoseconds."""
     if value.__class__ is int:
@@ -111,9 +130,12 @@ def to_ns(value: Any) -> int:
             except ValueError:
                 pass
         try:
-            return int((Decimal(value) * 1000).to_integral_value())
-        except InvalidOperation:
-            raise ValueError(f"not a time: {value!r}") from None
+            exact = Decimal(value)
+            if exact.is_finite() and exact.adjusted() < 30:  # else a huge int (1e999999)
+                return int((exact * 1000).to_integral_value())
+        except ArithmeticError:  # InvalidOperation, Overflow (1e999999999)
+            pass
+        raise ValueError(f"not a time: {value!r}")
     if isinstance(value, float):
         return round(value * 1000)
     raise ValueError(f"not a time: {value!r}")
@@ -168,43 +190,51 @@ class EventTable:
     _runtime_names: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     _host_names: dict[str, int] = field(default_factory=dict)
 
-    def add(self, batch: Iterable[Mapping[str, Any]]) -> None:
-        """Take a batch of trace events (dicts as in the JSON). The hot loop of the analyzer:
-        everything per event is inlined; per-name work is cached."""
+    def add(self, batch: Iterable[Mapping[str, Any]]) -> list[Rejection]:
+        """Take a batch of trace events (dicts as in the JSON); return those it kept nothing of
+        (bad values). The hot loop of the analyzer: everything per event is inlined; per-name
+        work is cached; an event is checked before anything of it is kept."""
         gpu_cats, rt_cats, op_cats, notes = _GPU_CATS, _RUNTIME_CATS, _CPU_OP_CATS, _ANNOTATION_CATS
+        rejected: list[Rejection] = []
         count = 0
         for event in batch:
             count += 1
-            if event.get("ph") != "X":
-                if event.get("name") == "[memory]":
-                    self._memory(event)
-                continue
-            cat = event.get("cat")
-            if cat in gpu_cats:
-                role = -1 - gpu_cats[cat]
-            elif cat in rt_cats:
-                role = 0
-            elif cat in op_cats or cat in notes:
-                role = self._host_role(str(event.get("name", "")), cat in op_cats)
-                if role == _IGNORED:
+            try:
+                if event.get("ph") != "X":
+                    if event.get("name") == "[memory]":
+                        self._memory(event)
                     continue
-            else:
-                continue
-            ts = event["ts"]
-            ts = ts * 1000 if ts.__class__ is int else to_ns(ts)
-            dur = event.get("dur", 0)
-            dur = dur * 1000 if dur.__class__ is int else to_ns(dur)
-            end = ts + dur if dur > 0 else ts
-            if role == _CPU_OP:
-                self.cpu_ts.append(ts)
-                self.cpu_end.append(end)
-            elif role == 0:
-                self._runtime(event, ts, end)
-            elif role < 0:
-                self._gpu(event, -1 - role, ts, end)
-            else:
-                self._host_range(event, role, ts, end)
+                cat = event.get("cat")
+                if cat in gpu_cats:
+                    role = -1 - gpu_cats[cat]
+                elif cat in rt_cats:
+                    role = 0
+                elif cat in op_cats or cat in notes:
+                    role = self._host_role(str(event.get("name", "")), cat in op_cats)
+                    if role == _IGNORED:
+                        continue
+                else:
+                    continue
+                ts = event["ts"]
+                ts = ts * 1000 if ts.__class__ is int else to_ns(ts)
+                dur = event.get("dur", 0)
+                dur = dur * 1000 if dur.__class__ is int else to_ns(dur)
+                if not (_MIN_NS < ts < _MAX_NS and 0 <= dur < _MAX_NS):
+                    raise ValueError("out of range")
+                end = ts + dur
+                if role == _CPU_OP:
+                    self.cpu_ts.append(ts)
+                    self.cpu_end.append(end)
+                elif role == 0:
+                    self._runtime(event, ts, end)
+                elif role < 0:
+                    self._gpu(event, -1 - role, ts, end)
+                else:
+                    self._host_range(event, role, ts, end)
+            except _BAD_VALUE:
+                rejected.append(reject(count - 1, event))
         self.events += count
+        return rejected
 
     def bounds(self) -> tuple[int, int] | None:
         """First and last moment (ns) of the events kept."""
@@ -236,8 +266,15 @@ class EventTable:
         args = event.get("args") or {}
         name = str(event.get("name", ""))
         dur = end - ts
+        stream = args.get("stream")  # AttributeError for args that are not an object
+        stream = stream if stream.__class__ is int else _stream(args, event)
+        corr = args.get("correlation", -1)
+        corr = corr if corr.__class__ is int else _int(corr, -1)
+        if not (_MIN_NS < stream < _MAX_NS and _MIN_NS < corr < _MAX_NS):
+            raise ValueError("out of range")
         agg = self.kernels.get(name)
         if agg is None:
+            name.encode()  # UnicodeEncodeError for a lone surrogate: it could not be printed
             agg = self.kernels[name] = KernelAggregate(gpu_kind(name, cat_kind), 0, 0, dur, dur)
         agg.count += 1
         agg.total_ns += dur
@@ -248,10 +285,8 @@ class EventTable:
         self.gpu_ts.append(ts)
         self.gpu_end.append(end)
         self.gpu_kind.append(agg.kind)
-        stream = args.get("stream")
-        self.gpu_stream.append(stream if stream.__class__ is int else _stream(args, event))
-        corr = args.get("correlation", -1)
-        self.gpu_corr.append(corr if corr.__class__ is int else _int(corr, -1))
+        self.gpu_stream.append(stream)
+        self.gpu_corr.append(corr)
         device = args.get("device")
         if device.__class__ is not int:
             device = _int(device, _int(event.get("pid"), -1))
@@ -270,16 +305,20 @@ class EventTable:
 
     def _runtime(self, event: Mapping[str, Any], ts: int, end: int) -> None:
         name = event.get("name", "")
+        args = event.get("args") or {}
+        corr = args.get("correlation", -1)  # AttributeError for args that are not an object
+        corr = corr if corr.__class__ is int else _int(corr, -1)
+        if not _MIN_NS < corr < _MAX_NS:
+            raise ValueError("out of range")
         known = self._runtime_names.get(name)
         if known is None:
             text = str(name)
+            text.encode()  # UnicodeEncodeError for a lone surrogate: it could not be printed
             known = (1 if any(n in text for n in _LAUNCH_NAMES) else 0, sync_kind(text))
             self._runtime_names[name] = known
-        args = event.get("args") or {}
-        corr = args.get("correlation", -1)
         self.runtime_ts.append(ts)
         self.runtime_end.append(end)
-        self.runtime_corr.append(corr if corr.__class__ is int else _int(corr, -1))
+        self.runtime_corr.append(corr)
         self.runtime_is_launch.append(known[0])
         if known[1] is not None:
             agg = self.syncs.get((name, known[1]))
@@ -305,6 +344,58 @@ class EventTable:
         allocated = _int(args.get("Total Allocated"), -1)
         if allocated >= 0 and (self.peak_allocated_bytes or 0) < allocated:
             self.peak_allocated_bytes = allocated
+
+
+def reject(index: int, event: Mapping[str, Any]) -> Rejection:
+    """What is wrong with an event :meth:`EventTable.add` could not keep (the slow path)."""
+    name = event.get("name")
+    fatal = isinstance(name, str) and name.startswith(_STEP_PREFIX)
+    return Rejection(index, _problem(event), fatal)
+
+
+def _problem(event: Mapping[str, Any]) -> str:
+    if "ts" not in event:
+        return "no ts"
+    for key in ("ts", "dur"):
+        value = event.get(key, 0)
+        shown = _show(value)
+        try:
+            ns = value * 1000 if value.__class__ is int else to_ns(value)
+        except (ValueError, ArithmeticError):  # OverflowError: float("inf")
+            return f"a bad {key} ({shown} µs, {_what_is_wrong(value)})"
+        if key == "dur" and ns < 0:
+            return f"a negative dur ({shown} µs)"
+        if not _MIN_NS < ns < _MAX_NS:
+            return f"a bad {key} ({shown} µs, out of range)"
+    args = event.get("args")
+    if args and not isinstance(args, dict):
+        return f"args that are {type(args).__name__}, not an object ({_show(args)})"
+    name = event.get("name")
+    try:
+        str(name).encode()
+    except UnicodeEncodeError:
+        return f"a name that is not valid Unicode (a lone surrogate): {_show(name)}"
+    return f"a bad value in its args ({_show(args)})"
+
+
+def _what_is_wrong(value: Any) -> str:
+    """Why a time that :func:`to_ns` refused is bad: too big to be one, or not a number."""
+    try:
+        return "out of range" if Decimal(str(value)).is_finite() else "not a finite number"
+    except ArithmeticError:
+        return "not a number"
+
+
+def _show(value: Any) -> str:
+    """A bad value for a message: its JSON spelling where it has one, shortened."""
+    if value is None or value is True or value is False:
+        text = {None: "null", True: "true", False: "false"}[value]
+    elif isinstance(value, float):
+        text = "NaN" if value != value else repr(value).replace("inf", "Infinity")
+    else:
+        text = repr(value) if isinstance(value, dict | list) else str(value)
+        text = repr(text)[1:-1] if not isinstance(value, dict | list) else text
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
 def copy_key(name: str) -> tuple[str, str]:
@@ -334,9 +425,10 @@ def _int(value: Any, default: int) -> int:
     if value.__class__ is int:
         return int(value)
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         try:
-            return int(float(value))
-        except (TypeError, ValueError):
+            number = int(float(value))
+        except (TypeError, ValueError, OverflowError):  # OverflowError: inf
             return default
+    return number if _MIN_NS < number < _MAX_NS else default
