@@ -49,6 +49,7 @@ def gpulens_running(tmp_path: Path, *args: str) -> Iterator[subprocess.Popen[str
     finally:
         if process.poll() is None:
             process.kill()
+            process.communicate()  # reaped, its pipe closed: no ResourceWarning after a failure
 
 
 def stop_gpulens(process: subprocess.Popen[str], *, timeout: float = 30) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,11 @@ from datetime import datetime
 from monitor.clock import Clock, SystemClock
 from monitor.collector.exporter import ExporterSnapshot
 from monitor.collector.sampler import Sampler, new_event
-from monitor.core.errors import StoreError, StoreUnavailable
+from monitor.core.errors import ConfigError, StoreError, StoreFileReplaced, StoreUnavailable
 from monitor.core.gpu_records import CollectorStatus, Event, GpuInfo, GpuSample, Record
+from monitor.core.status_report import collector_health
 from monitor.pipeline import Flush, Pipeline
+from monitor.pipeline.spool_names import process_alive
 from monitor.store import Store
 from monitor.store.maintenance import floor_time
 
@@ -105,6 +108,7 @@ class Collector:
         self._open_store = open_store
         self._store: Store | None = None
         self._store_down_logged = False
+        self._facts_owed = False  # a recreated SQLite file lacks the host and GPU facts
         self._wait_for_poll = wait_for_poll
         self._poll: _Poll | None = None
         self.stale_since: datetime | None = None
@@ -129,9 +133,27 @@ class Collector:
         """Open the source (may raise ``DriverUnavailable``) and queue the start records."""
         self._accept(self.sampler.start())
 
-    def connect(self) -> None:
-        """Open the store now (raises ``StoreUnavailable`` if it cannot be reached)."""
-        self._connected_store()
+    def connect(self, *, take_over: bool = False) -> None:
+        """Open the store now (raises ``StoreUnavailable`` if it cannot be reached); unless
+        ``take_over``, raise ``ConfigError`` when a live collector of another process holds
+        this host name (both would write under the same GPU ids, one's counters hidden)."""
+        store = self._connected_store()
+        if take_over:
+            return
+        holder = next((c for c in store.collectors() if c.host == self.host), None)
+        if holder is None or holder.pid == os.getpid():
+            return
+        if self.host == socket.gethostname() and not process_alive(holder.pid):
+            return  # killed on this machine (a restart after SIGKILL): its row is not a rival
+        now = self.clock.wall()
+        # Live as `gpulens status` says it: running, a heartbeat within 3 flushes (30 s at least).
+        if collector_health(holder, now, self.settings.flush_seconds) in ("ok", "stale"):
+            age_s = max(0.0, (now - holder.heartbeat_at).total_seconds())
+            raise ConfigError(
+                f"host name {self.host} is in use by a live collector (pid {holder.pid}, "
+                f"started {holder.started_at:%Y-%m-%d %H:%M:%S %Z}, heartbeat {age_s:.0f} s "
+                "ago); stop it, choose another --host-name, or pass --take-over"
+            )
 
     def sample(self) -> None:
         """One tick: harvest a finished poll, start the next, wait up to the deadline."""
@@ -324,7 +346,11 @@ class Collector:
 
     def _write(self, records: Sequence[Record]) -> None:
         """The pipeline's write: one batch into the store (opened on first use)."""
-        self._connected_store().write(records)
+        try:
+            self._write_batch(records)
+        except StoreFileReplaced as exc:
+            self._recreate_store(exc, len(records))
+            self._write_batch(records)  # what fails now stays pending
         sample_times = [r.ts for r in records if isinstance(r, GpuSample)]
         if sample_times:
             earliest = min(sample_times)
@@ -336,6 +362,28 @@ class Collector:
         if self._store is None:
             self._store = self._open_store()
         return self._store
+
+    def _write_batch(self, records: Sequence[Record]) -> None:
+        if self._facts_owed:  # a new file: the host and GPU facts first, in the same commit
+            self._connected_store().write([*self.sampler.facts_records(), *records])
+            self._facts_owed = False
+        else:
+            self._connected_store().write(records)
+
+    def _recreate_store(self, exc: StoreFileReplaced, count: int) -> None:
+        """The SQLite file went away under the collector: close the old engine first (its last
+        connection checkpoints into the lost file and removes the -wal file beside the path),
+        then the next write opens, creates and upgrades a new file."""
+        log.warning(
+            "%s; what it held is gone with it; recreating it and writing the last %d records "
+            "again (counted written once they are in the new file)",
+            exc,
+            count,
+        )
+        store, self._store = self._store, None
+        self._facts_owed = True
+        if store is not None:
+            store.close()
 
     def _store_failed(self, exc: Exception) -> None:
         if not self._store_down_logged:

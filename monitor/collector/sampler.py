@@ -78,6 +78,18 @@ class Sampler:
         facts = self.source.open()
         self.facts = facts
         now = self.clock.wall()
+        records = self._facts_records(facts, now)
+        self._gpus = {device.uuid: _GpuState() for device in facts.devices}
+        detail = "simulated GPUs" if self.source.is_simulated else "NVML"
+        records.append(new_event(now, self.host, "collector_start", detail=detail))
+        return records
+
+    def facts_records(self) -> list[Record]:
+        """The host and GPU facts as of now (after :meth:`start`), for a store that lost them
+        (a SQLite file recreated while collecting)."""
+        return [] if self.facts is None else self._facts_records(self.facts, self.clock.wall())
+
+    def _facts_records(self, facts: SystemFacts, now: datetime) -> list[Record]:
         records: list[Record] = [
             HostInfo(
                 host=self.host,
@@ -90,9 +102,6 @@ class Sampler:
             )
         ]
         records += [self._gpu_info(device, now) for device in facts.devices]
-        self._gpus = {device.uuid: _GpuState() for device in facts.devices}
-        detail = "simulated GPUs" if self.source.is_simulated else "NVML"
-        records.append(new_event(now, self.host, "collector_start", detail=detail))
         return records
 
     def _gpu_info(self, device: DeviceFacts, now: datetime) -> GpuInfo:

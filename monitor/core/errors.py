@@ -9,6 +9,7 @@
     ├── SessionError           profiler hooks used the wrong way (two sessions, a reused one)
     └── StoreError             anything about the database
         ├── StoreUnavailable   the database cannot be reached (collector buffers and spools)
+        ├── StoreFileReplaced  the SQLite file was deleted or replaced while it was open
         └── SchemaOutOfDate    the database needs ``gpulens db upgrade``
 
 A GPU that stops answering is not an exception: the collector records it as a ``lost`` event
@@ -45,6 +46,12 @@ class StoreError(GpulensError):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached right now."""
+
+
+class StoreFileReplaced(StoreError):
+    """The SQLite file the store opened is no longer at its path (deleted, moved or replaced):
+    what was just written went to a file nobody will read. Open the store again (a new file)
+    and write it again."""
 
 
 class SchemaOutOfDate(StoreError):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
+from monitor.core.analysis.results import TraceAnalysis
+
 RunStatus: TypeAlias = Literal["running", "finished", "failed", "interrupted", "imported"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "finished", "failed", "interrupted", "imported")
 
@@ -77,6 +79,17 @@ class WindowRecord:
     status: WindowStatus = "recording"
     error: str | None = None
     trigger: Literal["schedule", "slow_step", "import", "manual"] = "schedule"
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzedRun:
+    """A run with its steps and one analyzed window, stored whole or not at all
+    (:meth:`monitor.store.Store.save_analyzed_runs`; ``gpulens import`` writes these)."""
+
+    info: RunInfo
+    steps: tuple[StepRecord, ...]
+    window: WindowRecord
+    analysis: TraceAnalysis
 
 
 def _rate(count: int | None, duration_us: float) -> float | None:

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from monitor.core.analysis.results import TraceAnalysis
-from monitor.core.run_records import RunInfo, StepRecord, WindowRecord
+from monitor.core.errors import StoreError
+from monitor.core.run_records import AnalyzedRun, RunInfo, StepRecord, WindowRecord
 from monitor.services.runs import Clock, utc_now
 from monitor.store import Store
 from monitor.store.engine import data_dir
@@ -47,48 +48,62 @@ def import_trace(
     """Analyze the trace file or folder at ``path`` and store each rank as a run named
     ``name``; the traces are copied under ``copies`` (default: the data folder's ``traces``).
 
+    All or nothing: the whole trace is analyzed before anything is written, then every rank
+    is stored in one transaction; on a failure no run and no trace copy is left behind.
+
     Raises :class:`~monitor.core.errors.TraceError` for an unreadable trace and
     :class:`~monitor.core.errors.StoreError` when the store fails.
     """
     files = find_trace_files(Path(path))
     analysis = analyze_path(path, progress=progress)
     folder = copies if copies is not None else data_dir() / "traces"
-    return [
-        ImportedRank(item.rank, _store_rank(store, name, files, analysis, index, folder, clock()))
-        for index, item in enumerate(analysis.ranks)
-    ]
+    now = clock()
+    kept: list[Path] = []
+    try:
+        analyzed = [
+            _analyzed_rank(name, files, analysis, index, folder, now, kept)
+            for index in range(len(analysis.ranks))
+        ]
+        store.save_analyzed_runs(analyzed, analyzed_at=now)
+    except ValueError as exc:  # a string longer than its column (the run's name)
+        _remove(kept)
+        raise StoreError(f"cannot store the trace as run {name[:40]!r}: {exc}") from exc
+    except BaseException:
+        _remove(kept)
+        raise
+    return [ImportedRank(item.info.rank, item.info.run_id) for item in analyzed]
 
 
-def _store_rank(
-    store: Store,
+def _analyzed_rank(
     name: str,
     files: list[Path],
     analysis: TraceAnalysis,
     index: int,
     copies: Path,
     now: datetime,
-) -> str:
+    kept: list[Path],
+) -> AnalyzedRun:
+    """Rank ``index`` as a run to store; its trace copy is made (and listed in ``kept``)."""
     item = analysis.ranks[index]
     source = next((file for file in files if file.name == item.source), files[0])
     run_id = uuid.uuid4().hex
     started = wall_time(item.total.start_us) or now
+    kept.append(copies / run_id)
     trace_copy = keep_copy(source, copies / run_id)
-    store.start_run(
-        RunInfo(
-            run_id=run_id,
-            name=name,
-            host=socket.gethostname(),
-            started_at=started,
-            rank=item.rank,
-            world_size=len(analysis.ranks),
-            status="imported",
-            ended_at=now,
-            config={"imported_from": source.name, "device": item.device},
-            versions={"gpulens": VERSION},
-            source="import",
-        )
+    info = RunInfo(
+        run_id=run_id,
+        name=name,
+        host=socket.gethostname(),
+        started_at=started,
+        rank=item.rank,
+        world_size=len(analysis.ranks),
+        status="imported",
+        ended_at=now,
+        config={"imported_from": source.name, "device": item.device},
+        versions={"gpulens": VERSION},
+        source="import",
     )
-    steps = [
+    steps = tuple(
         StepRecord(
             run_id=run_id,
             step=step.step if step.step is not None else 0,
@@ -97,26 +112,25 @@ def _store_rank(
             is_profiled=True,
         )
         for step in item.steps
-    ]
-    store.write_steps(steps)
+    )
     numbers = [step.step for step in steps] or [0]
-    window_id = uuid.uuid4().hex
-    store.save_window(
-        WindowRecord(
-            window_id=window_id,
-            run_id=run_id,
-            first_step=min(numbers),
-            last_step=max(numbers),
-            started_at=started,
-            trace_path=str(trace_copy),
-            status="analyzing",
-            trigger="import",
-        )
+    window = WindowRecord(
+        window_id=uuid.uuid4().hex,
+        run_id=run_id,
+        first_step=min(numbers),
+        last_step=max(numbers),
+        started_at=started,
+        trace_path=str(trace_copy),
+        status="analyzing",
+        trigger="import",
     )
-    store.save_window_analysis(
-        window_id, TraceAnalysis(ranks=(item,), notes=analysis.notes), analyzed_at=now
-    )
-    return run_id
+    return AnalyzedRun(info, steps, window, TraceAnalysis(ranks=(item,), notes=analysis.notes))
+
+
+def _remove(folders: list[Path]) -> None:
+    """The trace copies of an import that was not stored."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def wall_time(trace_us: float) -> datetime | None:

@@ -75,7 +75,7 @@ def is_shared(url: str) -> bool:
     return parsed.get_backend_name() != "sqlite" or parsed.database not in (None, "", ":memory:")
 
 
-def sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str | URL) -> Path | None:
     """The file of a SQLite URL (``None`` for other databases and in-memory SQLite)."""
     parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
@@ -83,6 +83,19 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.database == ":memory:":
         return None
     return Path(str(parsed.database)).expanduser()
+
+
+FileIdentity = tuple[int, int]
+"""A file's ``(st_dev, st_ino)``: which file is at a path, whatever its name."""
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """The identity of the file at ``path`` now (``None``: nothing there)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def create_store_engine(url: str) -> Engine:

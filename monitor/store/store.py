@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from monitor.core.advisor.findings import Finding
 from monitor.core.analysis.results import KernelStat, TraceAnalysis
-from monitor.core.errors import SchemaOutOfDate
+from monitor.core.errors import SchemaOutOfDate, StoreError, StoreFileReplaced
 from monitor.core.gpu_records import (
     CollectorStatus,
     Event,
@@ -26,13 +27,19 @@ from monitor.core.gpu_records import (
     Record,
 )
 from monitor.core.resolution import DEFAULT_MAX_POINTS, RetentionPolicy, Series
-from monitor.core.run_records import RunInfo, RunStatus, StepRecord, WindowRecord
+from monitor.core.run_records import AnalyzedRun, RunInfo, RunStatus, StepRecord, WindowRecord
 from monitor.core.run_views import RunSummary, StepBreakdownRow, StoredFinding
 from monitor.store import findings as finding_sql
 from monitor.store import maintenance, migrate, queries
 from monitor.store import runs as run_sql
 from monitor.store import windows as window_sql
-from monitor.store.engine import create_store_engine, describe_url, translate_errors
+from monitor.store.engine import (
+    create_store_engine,
+    describe_url,
+    file_identity,
+    sqlite_file,
+    translate_errors,
+)
 from monitor.store.findings import FindingsState
 from monitor.store.schema import collectors
 from monitor.store.writer import upsert, write_records
@@ -44,6 +51,10 @@ class Store:
     def __init__(self, engine: Engine, *, retention: RetentionPolicy | None = None) -> None:
         self.engine = engine
         self.retention = retention or RetentionPolicy()
+        self.file = sqlite_file(engine.url)
+        """The SQLite file (``None`` for Postgres and in-memory SQLite)."""
+        # Which file that was when the store opened it (None: not created yet, see write).
+        self._identity = None if self.file is None else file_identity(self.file)
 
     @classmethod
     def open(
@@ -74,11 +85,26 @@ class Store:
 
     def write(self, records: Sequence[Record]) -> None:
         """Write ``records`` in one transaction; raises ``StoreUnavailable`` when the
-        database cannot be reached (nothing is written then)."""
+        database cannot be reached (nothing is written then), and ``StoreFileReplaced`` when
+        the SQLite file was deleted or replaced (they went to a file nobody will read)."""
         if not records:
             return
         with translate_errors(self.engine), self.engine.begin() as conn:
             write_records(conn, records)
+        self._check_file()
+
+    def _check_file(self) -> None:
+        """After a commit (one ``stat``): the file written is still the one at the path, so
+        what the commit wrote is where every reader looks."""
+        if self.file is None:
+            return
+        now = file_identity(self.file)
+        if self._identity is None:
+            self._identity = now  # the first connection created it
+        if now is None or now != self._identity:
+            raise StoreFileReplaced(
+                f"the SQLite file {self.file} was deleted or replaced while it was open"
+            )
 
     def heartbeat(self, status: CollectorStatus) -> None:
         """Record a collector's health (one row per host, replaced each time)."""
@@ -196,6 +222,25 @@ class Store:
         with translate_errors(self.engine), self.engine.begin() as conn:
             window_sql.save_window_analysis(conn, window_id, analysis, when)
             finding_sql.forget_window_findings(conn, window_id)
+
+    def save_analyzed_runs(self, analyzed: Sequence[AnalyzedRun], *, analyzed_at: datetime) -> None:
+        """In one transaction, every run with its steps, its window and the window's analysis
+        (marked analyzed at ``analyzed_at``): all of them are stored or none. Raises
+        :class:`StoreError` (nothing stored) when the database refuses a row."""
+        try:
+            with translate_errors(self.engine), self.engine.begin() as conn:
+                for item in analyzed:
+                    run_sql.start_run(conn, item.info)
+                    run_sql.write_steps(conn, item.steps)
+                    window_sql.save_window(conn, item.window)
+                    window_id = item.window.window_id
+                    window_sql.save_window_analysis(conn, window_id, item.analysis, analyzed_at)
+                    finding_sql.forget_window_findings(conn, window_id)
+        except DBAPIError as exc:  # a constraint, trigger or value the database refuses
+            reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            raise StoreError(
+                f"{describe_url(self.engine.url)} refused the runs ({reason}); nothing was stored"
+            ) from exc
 
     def fail_window(self, window_id: str, error: str) -> None:
         with translate_errors(self.engine), self.engine.begin() as conn:

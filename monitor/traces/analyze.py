@@ -62,7 +62,7 @@ def analyze_file(
     skipped: list[str] | None = None,
 ) -> RankAnalysis:
     """One rank's analysis, reading the file once, streaming; lines saying which events had bad
-    values and were skipped are appended to ``skipped`` (see :mod:`monitor.traces.reader`)."""
+    values and were skipped are appended to ``skipped`` (see :mod:`monitor.traces.skips`)."""
     table = EventTable()
     report = None
     if progress is not None:

@@ -16,21 +16,8 @@ where (byte offset, event number) and what to do. The limits in :class:`TraceLim
 file size, the gunzipped size (gzip bombs), the size of one event and its nesting depth.
 
 Bad values inside well-formed JSON are judged by the consumer: ``on_events`` may return the
-events of the batch it rejects, as ``(index in the batch, what is wrong, fatal)``. The rule the
-analyzer's :class:`~monitor.core.analysis.events.EventTable` applies:
-
-- one event with an unusable ``ts``/``dur`` (NaN, Infinity, null, a string, an object, a boolean,
-  out of range such as 1e300, 2**70 or 1e999999999), a missing ``ts``, a negative ``dur``,
-  ``args`` that are not an object, or a name that is not valid Unicode (a lone surrogate) is
-  **skipped and counted**: one bad event must not void a 1 GB trace. ``read_trace`` appends one
-  line per kind of problem to ``skipped`` ("skipped 3 events with a bad ts; the first: event 12
-  ("aten::mm") at byte 1,234 has a bad ts (NaN)");
-- a bad ``ProfilerStep#N`` (the step boundaries every per-step figure hangs on) is **fatal**:
-  one :class:`TraceError` naming the event, its byte offset and the value.
-
-Offsets are found again only for those events: the buffer keeps the text of the batch not yet
-handed over (one batch's worth more), so the reader rescans from the batch's first event to the
-one rejected.
+events of the batch it rejects; the rule (skip and count, or fatal) and how their byte offsets
+are found are in :mod:`monitor.traces.skips`.
 """
 
 from __future__ import annotations
@@ -51,15 +38,13 @@ from monitor.traces.files import (
     find_trace_files,
     human_size,
 )
+from monitor.traces.skips import EventStarts, Rejection, SkippedEvents
 
 __all__ = ["BATCH_EVENTS", "TraceLimits", "find_trace_files", "read_trace"]
 
 BATCH_EVENTS = 4096
 """Events per ``on_events`` call (the last batch may be shorter)."""
 
-Rejection = tuple[int, str, bool]
-"""An event ``on_events`` refuses: its index in the batch, what is wrong (a noun phrase such as
-``"a bad ts (NaN)"``), and whether it voids the trace (else it is skipped and counted)."""
 OnEvents = Callable[[list[dict[str, Any]]], Sequence[Rejection] | None]
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -75,7 +60,6 @@ _TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-
 _NUMBER_STARTS = frozenset("-0123456789")
 _BATCH_CHARS = 32 * 1024**2  # a batch of long events is handed over once it holds this much
 _MAX_METADATA_KEYS = 10_000  # Kineto writes a few dozen top-level keys
-_NAME_CHARS = 80  # of an event's name, in messages
 
 
 def read_trace(
@@ -107,7 +91,7 @@ def read_trace(
         parser = _Parser(text, limits, parse_float, on_events)
         metadata = parser.document()
     if skipped is not None:
-        skipped.extend(parser.skip_notes())
+        skipped.extend(parser.skipped.notes())
     return metadata
 
 
@@ -131,8 +115,7 @@ class _Parser:
         self._batch_chars = 0  # text of the batch's long events (short ones are bounded anyway)
         self._events_done = 0
         self._batch_start = 0  # where the batch's first event starts in _buf
-        # Skipped events by kind of problem: [count, the first one's description].
-        self._skips: dict[str, list[Any]] = {}
+        self.skipped = SkippedEvents()
         # Text this short can be neither too deep (depth D needs D+1 brackets on each side) nor
         # too big (a character is at most 4 UTF-8 bytes): most events skip the checks entirely.
         self._short_chars = min(2 * limits.max_depth + 1, limits.max_event_bytes // 4)
@@ -394,33 +377,12 @@ class _Parser:
         self, batch: list[dict[str, Any]], first: int, rejected: Sequence[Rejection]
     ) -> None:
         """Raise for a fatal rejection; count the others, locating the first of each kind."""
-        starts = _EventStarts(self._scan, self._buf, self._batch_start)
-        for index, problem, fatal in sorted(rejected):
-            kind = problem.partition(" (")[0]
-            skip = self._skips.get(kind)
-            if skip is not None and not fatal:
-                skip[0] += 1
-                continue
-            where = (
-                f"event {first + index + 1:,} ({_name(batch[index])}) "
-                f"{self._at(starts.of(index))} has {problem}"
+        starts = EventStarts(self._scan, self._buf, self._batch_start)
+        fatal = self.skipped.judge(batch, first, rejected, lambda index: self._at(starts.of(index)))
+        if fatal is not None:
+            raise self._error(
+                f"{fatal}: the step boundaries cannot be trusted; the file is corrupt, re-record it"
             )
-            if fatal:
-                raise self._error(
-                    f"{where}: the step boundaries cannot be trusted; the file is corrupt, "
-                    "re-record it"
-                )
-            self._skips[kind] = [1, where]
-
-    def skip_notes(self) -> list[str]:
-        """One line per kind of problem among the events skipped."""
-        notes = []
-        for kind, (count, where) in self._skips.items():
-            if count == 1:
-                notes.append(f"skipped 1 event with {kind}: {where}")
-            else:
-                notes.append(f"skipped {count:,} events with {kind}; the first: {where}")
-        return notes
 
     def _event_where(self) -> str:
         return f"event {self._events_done + len(self._batch) + 1:,} of the event list"
@@ -448,32 +410,6 @@ class _Parser:
             f"{what} {self._at(self._pos)} nests deeper than {self._limits.max_depth} levels "
             "(TraceLimits.max_depth): the file is corrupt or hostile"
         )
-
-
-class _EventStarts:
-    """Where the events of a batch start in the text, found again by rescanning it."""
-
-    def __init__(self, scan: Any, buf: str, start: int) -> None:
-        self._scan, self._buf = scan, buf
-        self._starts = [start]
-
-    def of(self, index: int) -> int:
-        buf, starts, blank = self._buf, self._starts, _WHITESPACE.match
-        while len(starts) <= index:
-            _, end = self._scan(buf, starts[-1])
-            end = blank(buf, end).end()  # type: ignore[union-attr]
-            starts.append(blank(buf, end + 1).end())  # type: ignore[union-attr]
-        return starts[index]
-
-
-def _name(event: dict[str, Any]) -> str:
-    """An event's name for a message: printable whatever it holds (lone surrogates escaped)."""
-    name = event.get("name")
-    if not isinstance(name, str):
-        return "no name" if name is None else f"name {str(name)[:_NAME_CHARS]}"
-    if len(name) > _NAME_CHARS:
-        name = name[: _NAME_CHARS - 3] + "..."
-    return repr(name)  # repr escapes what cannot be printed, lone surrogates included
 
 
 def _kind(char: str) -> str:

@@ -92,6 +92,12 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
         help="host identity in the store (default: this host's name)",
     )
     parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help="start even if a live collector holds --host-name (one that is hung, or on a "
+        "machine being replaced); by default a second collector refuses to start",
+    )
+    parser.add_argument(
         "--spool",
         type=Path,
         metavar="PATH",
@@ -176,7 +182,7 @@ def run_collect(args: argparse.Namespace) -> int:
     collector = _started_collector(args)
     url = describe_url(resolve_url(args.db))
     try:
-        collector.connect()
+        collector.connect(take_over=args.take_over)
     except StoreUnavailable as exc:
         log.error("%s — collecting anyway; records are buffered until it answers", exc)
     facts = collector.sampler.facts

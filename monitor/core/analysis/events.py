@@ -12,7 +12,7 @@ What the traces teach (see the README of the shared traces):
 - ``cuda_sync`` rows sit on GPU streams but are host waits, not GPU work;
 - GPU events need not have a CPU launch (no correlation partner): they are still GPU time.
 
-Bad values (the rule is in :mod:`monitor.traces.reader`'s docstring): :meth:`EventTable.add`
+Bad values (the rule is in :mod:`monitor.traces.skips`): :meth:`EventTable.add`
 keeps nothing of an event with an unusable ``ts``/``dur``/``args``/name or a negative ``dur``, and
 returns it as a :data:`Rejection` to skip and count; a bad ``ProfilerStep#N`` is returned as fatal.
 """
