@@ -71,8 +71,7 @@ def checked_url(url: str, *, source: str) -> str:
 
 def is_shared(url: str) -> bool:
     """Whether another process can open the same store (not an in-memory SQLite one)."""
-    parsed = parse_url(url)
-    return parsed.get_backend_name() != "sqlite" or parsed.database not in (None, "", ":memory:")
+    return parse_url(url).get_backend_name() != "sqlite" or sqlite_file(url) is not None
 
 
 def sqlite_file(url: str | URL) -> Path | None:
@@ -119,12 +118,12 @@ def create_store_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: URL) -> Engine:
-    if url.database and url.database != ":memory:":
-        folder = Path(url.database).expanduser().parent
+    file = sqlite_file(url)
+    if file is not None:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise unusable_file(url.database, exc) from None
+            raise unusable_file(str(url.database), exc) from None
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
