@@ -31,7 +31,6 @@ from monitor.core.errors import GpulensError, StoreError
 from monitor.core.run_records import RunInfo
 from monitor.services.gather import find_run, gather_run
 from monitor.store import Store
-from monitor.store.findings import FindingsState
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def current_findings(
     stale. A store that refuses the save still gets the fresh findings shown (``stored`` False).
     """
     run = find_run(store, ref)
-    if not _is_custom(settings) and _is_fresh(store.findings_state(run.run_id)):
+    if _stored_are_current(store, run.run_id, settings):
         return CurrentFindings(_stored(store, run.run_id), stored=True)
     advice = _advise_now(store, run, settings, save=not _is_custom(settings), clock=clock)
     return CurrentFindings(advice.findings, stored=advice.saved)
@@ -171,7 +170,11 @@ def _is_custom(settings: AdvisorSettings | None) -> bool:
     return settings is not None and settings != AdvisorSettings()
 
 
-def _is_fresh(state: FindingsState | None) -> bool:
+def _stored_are_current(store: Store, run_id: str, settings: AdvisorSettings | None) -> bool:
+    """Whether a reader gets the stored findings: default settings, no evidence newer than them."""
+    if _is_custom(settings):
+        return False
+    state = store.findings_state(run_id)
     return state is not None and not state.is_stale
 
 
@@ -183,7 +186,7 @@ def _current_advice(
     store: Store, ref: str, settings: AdvisorSettings | None, clock: Clock
 ) -> RunAdvice:
     run = find_run(store, ref)
-    if not _is_custom(settings) and _is_fresh(store.findings_state(run.run_id)):
+    if _stored_are_current(store, run.run_id, settings):
         evidence = gather_run(store, run.run_id)
         return RunAdvice(evidence, _stored(store, run.run_id), saved=True)
     return _advise_now(store, run, settings, save=not _is_custom(settings), clock=clock)
